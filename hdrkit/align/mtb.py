@@ -1,0 +1,190 @@
+"""Ward's median threshold bitmap (MTB) alignment: exposure-invariant integer translations.
+
+Each frame is reduced to a grey image, thresholded at its own median (the median threshold bitmap,
+invariant to exposure and to any monotonic response) and paired with an exclusion bitmap that
+drops pixels within ``exclude_range`` of the median (they flip with noise). On an image pyramid,
+from coarse to fine, the shift is doubled and refined among its 9 one-pixel neighbours by
+minimizing ``count((tb_ref XOR tb_frame) AND eb_ref AND eb_frame)``. As in Ward's and OpenCV's
+code the grey image is quantized to 8 bits (median from its histogram, ``exclude_range`` 4 of 255),
+and the number of levels is capped at ``log2(max(H, W)) - 1``.
+
+Differences from Ward's description (documented, deliberate): every frame is aligned directly to
+the reference, as OpenCV's ``AlignMTB.process`` does, instead of chaining neighbouring exposures;
+``max_bits`` counts pyramid levels like OpenCV's (largest recoverable shift ``2**max_bits - 1``);
+the pyramid averages 2x2 blocks (Ward) rather than OpenCV's Gaussian ``pyrDown``; ties (common
+on smooth content, where a 1 px move only changes pixels inside the exclusion band) are broken by
+the disagreement of the plain threshold bitmaps, then in favour of the unchanged shift.
+
+Reference:
+    G. Ward, "Fast, robust image registration for compositing high dynamic range photographs
+    from hand-held exposures", Journal of Graphics Tools 8(2), 2003.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from hdrkit.align.warp import (
+    AlignResult,
+    apply_transforms,
+    as_bracket,
+    check_reference,
+    default_reference,
+    translation_homography,
+)
+from hdrkit.camera.response import Response
+from hdrkit.errors import HdrkitError
+
+__all__ = ["align_mtb_ward2003", "mtb_shifts", "median_threshold_bitmaps", "WARD_GREY", "MAX_BITS", "EXCLUDE_RANGE"]
+
+WARD_GREY = (54.0 / 256.0, 183.0 / 256.0, 19.0 / 256.0)
+"""Ward 2003's integer grey conversion ``(54 R + 183 G + 19 B) / 256``."""
+
+MAX_BITS = 6
+"""Pyramid levels (OpenCV ``AlignMTB`` default); the largest shift found is ``2**MAX_BITS - 1`` = 63 px."""
+
+EXCLUDE_RANGE = 4.0 / 255.0
+"""Half-width of the exclusion band around the median, in codes (Ward: 4 of 255)."""
+
+_CANDIDATES = [(0, 0)] + [(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)]
+
+
+def _grey(frames: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) codes -> (N, H, W) grey codes with Ward's weights."""
+    w = torch.tensor(WARD_GREY, dtype=frames.dtype, device=frames.device).view(1, 3, 1, 1)
+    return F.conv2d(frames, w)[:, 0]  # a 1x1 convolution: ~10x faster than a broadcast sum on CPU
+
+
+def _bitmap_codes(grey: torch.Tensor, exclude_range: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, H, W) grey codes -> (codes, tb): codes (N, H, W) uint8 0 excluded, 1 at or below the
+    median, 2 above; tb (N, H, W) bool threshold bitmap without exclusion.
+
+    Grey is quantized to 8 bits (Ward's and OpenCV's setting) and the median taken from a histogram.
+    """
+    q = (grey.clamp(0, 1) * 255).round().to(torch.uint8)
+    r = int(round(exclude_range * 255))
+    out = torch.empty_like(q)
+    tb = torch.empty(q.shape, dtype=torch.bool, device=q.device)
+    for i in range(q.shape[0]):
+        cdf = torch.bincount(q[i].flatten(), minlength=256).cumsum(0)
+        med = int(torch.searchsorted(cdf, (q[i].numel() + 1) // 2))
+        keep = (q[i] > med + r) | (q[i] < med - r)
+        tb[i] = q[i] > med
+        out[i] = keep.to(torch.uint8) * (1 + tb[i].to(torch.uint8))
+    return out, tb
+
+
+def median_threshold_bitmaps(grey: torch.Tensor, exclude_range: float = EXCLUDE_RANGE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Threshold and exclusion bitmaps of (N, H, W) grey images in [0, 1], each (N, H, W) bool.
+
+    On 8-bit quantized grey ``q`` with median ``m``: ``tb = q > m``; ``eb = |q - m| > exclude_range``.
+    """
+    codes, tb = _bitmap_codes(grey, exclude_range)
+    return tb, codes > 0
+
+
+def _slices(n: int, d: int) -> tuple[slice, slice]:
+    """(destination, source) slices of a 1-D shift ``out[k] = in[k - d]``."""
+    return (slice(d, n), slice(0, n - d)) if d >= 0 else (slice(0, n + d), slice(-d, n))
+
+
+def _error(code_r: torch.Tensor, code_f: torch.Tensor, dy: int, dx: int) -> int:
+    """``count((tb_r XOR tb_f) AND eb_r AND eb_f)`` over the overlap: code products equal to 2."""
+    h, w = code_r.shape
+    if abs(dy) >= h or abs(dx) >= w:
+        return h * w + 1
+    (yd, ys), (xd, xs) = _slices(h, dy), _slices(w, dx)
+    return int((code_r[yd, xd] * code_f[ys, xs] == 2).sum())
+
+
+def _tie_error(tb_r: torch.Tensor, tb_f: torch.Tensor, dy: int, dx: int) -> float:
+    """Tie-breaker: fraction of the overlap where the plain threshold bitmaps disagree."""
+    h, w = tb_r.shape
+    (yd, ys), (xd, xs) = _slices(h, dy), _slices(w, dx)
+    return float((tb_r[yd, xd] ^ tb_f[ys, xs]).float().mean())
+
+
+def mtb_shifts(
+    grey: torch.Tensor,
+    reference: int,
+    max_bits: int = MAX_BITS,
+    exclude_range: float = EXCLUDE_RANGE,
+) -> torch.Tensor:
+    """Integer shifts that align each grey image to ``grey[reference]``.
+
+    Args:
+        grey: (N, H, W) grey codes in [0, 1].
+        reference: index of the reference image.
+        max_bits: pyramid levels; shifts up to ``2**max_bits - 1`` pixels.
+        exclude_range: exclusion half-width in codes.
+
+    Returns:
+        (N, 2) int64 ``(dy, dx)`` such that ``shift_image(frame_i, dy, dx)`` matches the reference.
+    """
+    if max_bits < 1:
+        raise HdrkitError(f"max_bits must be >= 1, got {max_bits}")
+    n, h, w = grey.shape
+    levels = max(1, min(int(max_bits), int(torch.tensor(float(max(h, w))).log2()) - 1))
+    pyr = [grey.float()]
+    for _ in range(levels - 1):
+        pyr.append(F.avg_pool2d(pyr[-1][:, None], 2)[:, 0])
+    shifts = torch.zeros((n, 2), dtype=torch.int64)
+    for lvl in range(levels - 1, -1, -1):
+        shifts *= 2
+        codes, tb = _bitmap_codes(pyr[lvl], exclude_range)
+        for i in range(n):
+            if i == reference:
+                continue
+            cy, cx = int(shifts[i, 0]), int(shifts[i, 1])
+            errs = {(cy + a, cx + b): _error(codes[reference], codes[i], cy + a, cx + b) for a, b in _CANDIDATES}
+            low = min(errs.values())
+            tied = [c for c, e in errs.items() if e == low]
+            if len(tied) > 1:  # smooth content: every candidate differs only inside the exclusion band
+                tied.sort(key=lambda c: _tie_error(tb[reference], tb[i], *c))
+            shifts[i] = torch.tensor(tied[0])
+    return shifts
+
+
+def align_mtb_ward2003(
+    ldr: torch.Tensor,
+    reference: int | None = None,
+    *,
+    max_bits: int = MAX_BITS,
+    exclude_range: float = EXCLUDE_RANGE,
+    exposure_times: torch.Tensor | None = None,
+    response: Response | None = None,
+) -> AlignResult:
+    """Align a bracket by integer translations with Ward's median threshold bitmaps.
+
+    Args:
+        ldr: (N, 3, H, W) or (B, N, 3, H, W) display-referred codes in [0, 1], RGB.
+        reference: reference frame index; default the middle frame by exposure (index ``N // 2``
+            of the frames sorted by ``exposure_times``, or by mean code when times are not given).
+        max_bits: pyramid levels (largest shift ``2**max_bits - 1`` px).
+        exclude_range: exclusion band half-width around the median, in codes.
+        exposure_times: optional (N,) or (B, N) linear times, used only to order the frames and to
+            re-expose the reference into uncovered border pixels (estimated from the overlap if absent).
+        response: camera response for that fill; default gamma 2.2.
+
+    Returns:
+        ``AlignResult`` with ``transforms`` pure translations (``T = [[1, 0, -dx], [0, 1, -dy], [0, 0, 1]]``)
+        and ``info['shifts']``: (N, 2) or (B, N, 2) int64 ``(dy, dx)`` applied to each frame
+        (``aligned[y, x] = frame[y - dy, x - dx]``).
+    """
+    x, t, batched = as_bracket(ldr, exposure_times)
+    b, n = x.shape[:2]
+    refs, shifts, transforms = [], [], torch.zeros((b, n, 3, 3), dtype=torch.float64)
+    for bi in range(b):
+        r = check_reference(reference, n)
+        r = default_reference(x[bi], None if t is None else t[bi]) if r is None else r
+        s = mtb_shifts(_grey(x[bi].detach()), r, max_bits, exclude_range)
+        for i in range(n):
+            transforms[bi, i] = translation_homography(int(s[i, 0]), int(s[i, 1]))
+        refs.append(r)
+        shifts.append(s)
+    aligned, valid = apply_transforms(x, transforms, refs, t, response)
+    shifts_t = torch.stack(shifts)
+    if not batched:
+        return AlignResult(aligned[0], transforms[0], valid[0], refs[0], {"shifts": shifts_t[0], "method": ["mtb"] * n})
+    return AlignResult(aligned, transforms, valid, refs, {"shifts": shifts_t, "method": [["mtb"] * n for _ in range(b)]})

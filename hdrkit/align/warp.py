@@ -1,0 +1,287 @@
+"""Geometric warps for bracket alignment: homographies (differentiable) and integer shifts.
+
+Coordinate convention used everywhere in ``hdrkit.align``: a pixel's homogeneous coordinates are
+``(x, y, 1)`` with ``x`` the column and ``y`` the row, and pixel *centres* sit at integers
+(``x = 0 .. W-1``). A homography ``Hm`` used for warping maps *output* pixel coordinates to *source*
+pixel coordinates (``out(p) = src(Hm p)``, "inverse mapping"), which is the same direction as
+OpenCV's ``warpPerspective(..., WARP_INVERSE_MAP)`` and ``findTransformECC``'s ``warpMatrix``.
+
+Sampling uses ``torch.nn.functional.grid_sample`` (bilinear, ``align_corners=True``, so the
+normalized -1 and +1 land exactly on the centres of the first and last pixels), which makes
+``warp_homography`` differentiable in both the image and the homography.
+
+Also here, shared by every aligner: ``AlignResult`` and ``apply_transforms``, which warps each
+frame to the reference and fills pixels that have no source inside their own frame with the
+reference re-exposed to that frame's exposure, ``f(clip(f^-1(ref) * t_frame / t_ref, 0, 1))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from hdrkit.camera.response import GammaResponse, Response
+from hdrkit.errors import HdrkitError
+
+__all__ = [
+    "AlignResult",
+    "apply_transforms",
+    "warp_homography",
+    "homography_valid_mask",
+    "shift_image",
+    "shift_valid_mask",
+    "translation_homography",
+]
+
+
+def _source_coords(homography: torch.Tensor, size: tuple[int, int], dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source pixel coordinates ``(x, y)``, each (B, H, W), of every output pixel centre."""
+    h, w = size
+    ys = torch.arange(h, dtype=dtype, device=device)
+    xs = torch.arange(w, dtype=dtype, device=device)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    pts = torch.stack([gx, gy, torch.ones_like(gx)], dim=-1).reshape(-1, 3)
+    mapped = torch.einsum("bij,pj->bpi", homography.to(dtype), pts)
+    z = mapped[..., 2]
+    z = torch.where(z.abs() < 1e-12, torch.full_like(z, 1e-12), z)
+    sx = (mapped[..., 0] / z).reshape(-1, h, w)
+    sy = (mapped[..., 1] / z).reshape(-1, h, w)
+    return sx, sy
+
+
+def _check(image: torch.Tensor, homography: torch.Tensor) -> None:
+    if image.ndim != 4:
+        raise HdrkitError(f"image must have shape (B, C, H, W), got {tuple(image.shape)}")
+    if homography.shape != (image.shape[0], 3, 3):
+        raise HdrkitError(f"homography must have shape ({image.shape[0]}, 3, 3), got {tuple(homography.shape)}")
+
+
+def warp_homography(
+    image: torch.Tensor,
+    homography: torch.Tensor,
+    size: tuple[int, int] | None = None,
+    *,
+    padding_mode: str = "zeros",
+) -> torch.Tensor:
+    """Resample ``image`` through a homography: ``out(p) = image(homography @ p)``.
+
+    Args:
+        image: (B, C, H, W) any values (codes or radiance); float.
+        homography: (B, 3, 3) maps output pixel coordinates to source pixel coordinates
+            (pixel centres at integers, ``(x, y, 1)`` column-row order).
+        size: output ``(H_out, W_out)``; default the input size.
+        padding_mode: ``grid_sample`` padding for samples outside the source: 'zeros', 'border'
+            or 'reflection'.
+
+    Returns:
+        (B, C, H_out, W_out) bilinear samples, differentiable w.r.t. ``image`` and ``homography``.
+    """
+    _check(image, homography)
+    h, w = image.shape[-2:]
+    size = (h, w) if size is None else (int(size[0]), int(size[1]))
+    sx, sy = _source_coords(homography, size, image.dtype, image.device)
+    gx = 2.0 * sx / max(w - 1, 1) - 1.0
+    gy = 2.0 * sy / max(h - 1, 1) - 1.0
+    grid = torch.stack([gx, gy], dim=-1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+
+
+def homography_valid_mask(homography: torch.Tensor, source_size: tuple[int, int], size: tuple[int, int] | None = None) -> torch.Tensor:
+    """(B, 1, H_out, W_out) bool: output pixels whose source point lies inside the source frame.
+
+    "Inside" means within the source's pixel area ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``.
+    """
+    h, w = source_size
+    size = source_size if size is None else size
+    sx, sy = _source_coords(homography.detach().to(torch.float64), size, torch.float64, homography.device)
+    inside = (sx >= -0.5) & (sx <= w - 0.5) & (sy >= -0.5) & (sy <= h - 0.5)
+    return inside[:, None]
+
+
+def translation_homography(dy: float, dx: float, dtype=torch.float64) -> torch.Tensor:
+    """(3, 3) homography of ``shift_image(., dy, dx)``: output ``(x, y)`` reads source ``(x - dx, y - dy)``."""
+    return torch.tensor([[1.0, 0.0, -dx], [0.0, 1.0, -dy], [0.0, 0.0, 1.0]], dtype=dtype)
+
+
+def shift_image(image: torch.Tensor, dy: int, dx: int, fill: float = 0.0, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Integer translation: ``out[..., y, x] = image[..., y - dy, x - dx]``; uncovered pixels get ``fill``.
+
+    Args:
+        image: (..., H, W) tensor of any dtype (bool bitmaps included).
+        dy, dx: shift in pixels (positive moves content down / right).
+        fill: value of pixels with no source.
+        out: optional preallocated result (same shape and dtype, not overlapping ``image``).
+
+    Returns:
+        Tensor of the same shape and dtype (``out`` if given). Exact (no interpolation).
+    """
+    dy, dx = int(dy), int(dx)
+    h, w = image.shape[-2:]
+    if out is None:
+        out = torch.empty_like(image)
+    if abs(dy) >= h or abs(dx) >= w:
+        return out.fill_(fill)
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[..., yd, xd] = image[..., ys, xs]
+    rows = slice(0, dy) if dy >= 0 else slice(h + dy, h)
+    cols = slice(0, dx) if dx >= 0 else slice(w + dx, w)
+    out[..., rows, :] = fill
+    out[..., :, cols] = fill
+    return out
+
+
+def shift_valid_mask(size: tuple[int, int], dy: int, dx: int, device=None) -> torch.Tensor:
+    """(1, H, W) bool: pixels that ``shift_image(., dy, dx)`` fills from inside the source."""
+    ones = torch.ones((1, *size), dtype=torch.bool, device=device)
+    return shift_image(ones, dy, dx, fill=False)
+
+
+@dataclass
+class AlignResult:
+    """What every aligner returns.
+
+    Attributes:
+        ldr: aligned frames, the input's shape ((N, 3, H, W) or (B, N, 3, H, W)), codes in [0, 1].
+            Pixels with no source inside their frame are filled with the reference frame
+            re-exposed to that frame's exposure (see ``apply_transforms``), so a merge can use
+            them without a mask.
+        transforms: (N, 3, 3) or (B, N, 3, 3) float64 homographies mapping *reference* pixel
+            coordinates to *frame* pixel coordinates (``aligned_i(p) = frame_i(T_i p)``); the
+            reference's is the identity.
+        valid: (N, 1, H, W) or (B, N, 1, H, W) bool, True where the aligned pixel came from inside
+            its own source frame.
+        reference: index of the reference frame (int, or list of int per bracket when batched).
+        info: per-frame notes, e.g. ``{'method': [...]}`` saying which frames fell back to translation.
+    """
+
+    ldr: torch.Tensor
+    transforms: torch.Tensor
+    valid: torch.Tensor
+    reference: int | list[int] = 0
+    info: dict = field(default_factory=dict)
+
+
+def as_bracket(ldr: torch.Tensor, exposure_times=None) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    """Normalize ``ldr`` to (B, N, 3, H, W) and times to (B, N); the bool says the input was batched."""
+    if not isinstance(ldr, torch.Tensor):
+        raise HdrkitError("ldr must be a torch tensor of shape (N, 3, H, W) or (B, N, 3, H, W)")
+    batched = ldr.ndim == 5
+    if ldr.ndim not in (4, 5) or ldr.shape[-3] != 3:
+        raise HdrkitError(f"ldr must have shape (N, 3, H, W) or (B, N, 3, H, W), got {tuple(ldr.shape)}")
+    x = ldr if batched else ldr[None]
+    t = None
+    if exposure_times is not None:
+        t = torch.as_tensor(exposure_times, dtype=torch.float64)
+        if t.ndim == 1:
+            t = t[None].expand(x.shape[0], -1)
+        if t.shape != x.shape[:2]:
+            raise HdrkitError(f"exposure_times must have shape {tuple(x.shape[1:2])} or {tuple(x.shape[:2])}, got {tuple(t.shape)}")
+        if not torch.isfinite(t).all() or (t <= 0).any():
+            raise HdrkitError("exposure_times must be finite and positive (linear times, not EV)")
+    return x, t, batched
+
+
+def default_reference(frames: torch.Tensor, exposure_times: torch.Tensor | None) -> int:
+    """Middle frame by exposure: index ``N // 2`` of the frames sorted by time (by mean code without times).
+
+    frames: (N, 3, H, W) codes; exposure_times: (N,) or None.
+    """
+    key = exposure_times if exposure_times is not None else frames.mean(dim=(1, 2, 3))
+    order = torch.argsort(key.to(torch.float64), stable=True)
+    return int(order[frames.shape[0] // 2])
+
+
+def check_reference(reference, n: int) -> int | None:
+    """Validate a user-given reference index (negative indices allowed)."""
+    if reference is None:
+        return None
+    r = int(reference)
+    if not -n <= r < n:
+        raise HdrkitError(f"reference={reference} is out of range for {n} frames: use 0..{n - 1} or None")
+    return r % n
+
+
+def reexpose(ref: torch.Tensor, ratio: torch.Tensor, response: Response) -> torch.Tensor:
+    """Reference codes re-exposed by ``ratio = t_frame / t_ref``: ``f(clip(f^-1(ref) * ratio, 0, 1))``.
+
+    ref: (3, H, W) codes; ratio: scalar tensor. Returns (3, H, W) codes.
+    """
+    return response.forward((response.inverse(ref) * ratio.to(ref.dtype)).clamp(0, 1))
+
+
+def estimate_ratio(frame: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor, response: Response) -> torch.Tensor:
+    """Exposure ratio ``t_frame / t_ref`` estimated as the median of linear ratios over well-exposed pixels."""
+    good = mask & (frame > 0.05) & (frame < 0.95) & (ref > 0.05) & (ref < 0.95)
+    if good.sum() < 16:
+        return torch.tensor(1.0, dtype=torch.float64)
+    r = response.inverse(frame)[good].double() / response.inverse(ref)[good].double().clamp_min(1e-8)
+    return r.median()
+
+
+def _ratio(times, bi, i, r, out, ref, ok, response) -> torch.Tensor:
+    if times is not None:
+        return times[bi, i] / times[bi, r]
+    return estimate_ratio(out, ref, ok.expand_as(out), response)
+
+
+def apply_transforms(
+    ldr: torch.Tensor,
+    transforms: torch.Tensor,
+    reference: list[int],
+    exposure_times: torch.Tensor | None = None,
+    response: Response | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp every frame to its reference and fill uncovered pixels with the re-exposed reference.
+
+    Args:
+        ldr: (B, N, 3, H, W) codes in [0, 1].
+        transforms: (B, N, 3, 3) reference -> frame pixel coordinates. Pure integer translations
+            are applied exactly with ``shift_image``; anything else with bilinear ``warp_homography``.
+        reference: reference index per bracket.
+        exposure_times: (B, N) linear times used for the fill; None estimates ``t_frame / t_ref``
+            from the overlap (``estimate_ratio``).
+        response: camera response used for the fill; default gamma 2.2.
+
+    Returns:
+        aligned (B, N, 3, H, W) codes, valid (B, N, 1, H, W) bool.
+    """
+    response = response or GammaResponse(2.2)
+    b, n, _, h, w = ldr.shape
+    eye = torch.eye(3, dtype=torch.float64)
+    aligned = torch.empty_like(ldr)
+    valid = torch.ones((b, n, 1, h, w), dtype=torch.bool, device=ldr.device)
+    for bi in range(b):
+        ref = ldr[bi, reference[bi]]
+        for i in range(n):
+            tf = transforms[bi, i].to(torch.float64)
+            frame = ldr[bi, i]
+            if torch.allclose(tf, eye, atol=1e-12):
+                aligned[bi, i] = frame
+                continue
+            d = tf - eye
+            is_shift = torch.allclose(d[:2, :2], torch.zeros(2, 2, dtype=torch.float64)) and d[2].abs().max() == 0
+            if is_shift and torch.equal(tf[:2, 2].round(), tf[:2, 2]):
+                dy, dx = int(-tf[1, 2]), int(-tf[0, 2])
+                out = shift_image(frame, dy, dx, out=aligned[bi, i])
+                ok = shift_valid_mask((h, w), dy, dx, device=ldr.device)
+                ratio = _ratio(exposure_times, bi, i, reference[bi], out, ref, ok, response)
+                # only the uncovered strips need the fill: re-expose just those rows and columns
+                rows = slice(0, min(dy, h)) if dy > 0 else slice(max(h + dy, 0), h)
+                cols = slice(0, min(dx, w)) if dx > 0 else slice(max(w + dx, 0), w)
+                if dy:
+                    out[:, rows] = reexpose(ref[:, rows], ratio, response)
+                if dx:
+                    out[:, :, cols] = reexpose(ref[:, :, cols], ratio, response)
+            else:
+                hm = tf[None].to(ldr.device)
+                warped = warp_homography(frame[None], hm.to(frame.dtype), padding_mode="border")[0].clamp(0, 1)
+                ok = homography_valid_mask(hm, (h, w))[0]
+                ratio = _ratio(exposure_times, bi, i, reference[bi], warped, ref, ok, response)
+                out = torch.where(ok, warped, reexpose(ref, ratio, response)) if not ok.all() else warped
+            if out.data_ptr() != aligned[bi, i].data_ptr():
+                aligned[bi, i] = out
+            valid[bi, i] = ok
+    return aligned, valid

@@ -1,0 +1,213 @@
+"""The ``hdrkit`` command line: it parses arguments and calls the library, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hdrkit.errors import HdrkitError
+
+__all__ = ["main"]
+
+
+def _cmd_merge(args) -> None:
+    from hdrkit.io import write_hdr, write_ldr
+    from hdrkit.io.atomic import check_output_path
+    from hdrkit.pipeline import hdr_from_brackets
+    from hdrkit.tonemap import tonemap
+
+    out = check_output_path(args.output, args.frames)
+    if out.suffix.lower() not in (".exr", ".hdr", ".pfm"):
+        raise HdrkitError(f"{out}: output must end in .exr, .hdr or .pfm")
+    preview = check_output_path(args.preview, args.frames) if args.preview else None
+    result = hdr_from_brackets(
+        args.frames,
+        times=args.times,
+        ev=args.ev,
+        method=args.method,
+        response=args.response,
+        align_method=args.align,
+        reference=args.reference,
+    )
+    write_hdr(out, result.hdr)
+    if preview is not None:
+        write_ldr(preview, tonemap(result.hdr, op=args.preview_op))
+    order = ", ".join(Path(p).name for p in result.bracket.paths)
+    print(f"merged {len(args.frames)} frames ({order}) with {result.method}; reference frame {result.reference}; "
+          f"response {result.response!r} -> {out}")
+
+
+def _cmd_tonemap(args) -> None:
+    from hdrkit.io import read_hdr, write_ldr
+    from hdrkit.io.atomic import check_output_path
+    from hdrkit.tonemap import tonemap
+
+    out = check_output_path(args.output, [args.input])
+    write_ldr(out, tonemap(read_hdr(args.input), op=args.op), bits=args.bits)
+    print(f"{args.input} -> {out} ({args.op})")
+
+
+def _cmd_calibrate(args) -> None:
+    from hdrkit.camera import recover_response_debevec1997, recover_response_robertson2003
+    from hdrkit.camera.response import save_response_table
+    from hdrkit.io import read_bracket
+    from hdrkit.io.atomic import check_output_path
+
+    out = check_output_path(args.output, args.frames)
+    bracket = read_bracket(args.frames, times=args.times, ev=args.ev)
+    recover = {"debevec": recover_response_debevec1997, "robertson": recover_response_robertson2003}[args.method]
+    response = recover(bracket.ldr, bracket.exposure_times, bits=max(bracket.bits))
+    save_response_table(response, out)
+    print(f"recovered inverse response ({args.method}) -> {out}")
+    if args.plot:
+        from hdrkit.camera.plot import plot_response
+
+        plot_response(response, check_output_path(args.plot, args.frames))
+        print(f"plot -> {args.plot}")
+
+
+def _cmd_info(args) -> None:
+    from hdrkit.io import read_hdr
+    from hdrkit.stats import hdr_stats
+
+    stats = hdr_stats(read_hdr(args.input))
+    print(f"{args.input}")
+    for key, value in stats.items():
+        print(f"  {key:<18} {value}")
+
+
+def _cmd_methods(args) -> None:
+    from hdrkit.merge import MERGE_METHODS
+
+    width = max(map(len, MERGE_METHODS))
+    for name, m in MERGE_METHODS.items():
+        print(f"{name:<{width}}  [{m.output}]  {m.summary}")
+
+
+def _cmd_demo(args) -> None:
+    from hdrkit.demo import run_demo
+
+    run_demo(Path(args.output_dir), seed=args.seed)
+
+
+def _cmd_eval(args) -> None:
+    from hdrkit.evaluate import evaluate
+
+    evaluate(args.data, args.method, args.output, split=args.split, response=args.response,
+             align=args.align, max_scenes=args.max_scenes)
+
+
+def _cmd_synth(args) -> None:
+    from hdrkit.data import synthesize_dataset
+
+    synthesize_dataset(
+        args.input, args.output, n_scenes=args.scenes, seed=args.seed, crop_size=args.crop,
+        exposures=args.exposures, ev_step=args.ev_step, response_family=args.response, bits=args.bits,
+        jpeg_quality=args.jpeg, global_motion=args.global_motion, moving_objects=args.moving_objects,
+        single_image=args.single_image,
+    )
+    print(f"wrote {args.scenes} scenes to {args.output}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hdrkit", description="High dynamic range imaging: merge brackets, tone map, evaluate.")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    m = sub.add_parser("merge", help="merge a bracket of LDR frames into a linear radiance map")
+    m.add_argument("frames", nargs="+", help="two or more LDR frames (JPEG, PNG, TIFF, RAW)")
+    m.add_argument("-o", "--output", required=True, help="output radiance map (.exr, .hdr or .pfm)")
+    exp = m.add_mutually_exclusive_group()
+    exp.add_argument("--times", nargs="+", type=float, metavar="T", help="exposure times in seconds, one per frame")
+    exp.add_argument("--ev", nargs="+", type=float, metavar="EV", help="exposure values in stops (t = 2**EV), one per frame")
+    m.add_argument("--method", default="deghost", help="merge method (see `hdrkit methods`); default: deghost")
+    m.add_argument("--response", default="gamma", help="gamma | srgb | linear | calibrate | FILE.csv (default: gamma 2.2; RAW is linear)")
+    m.add_argument("--align", default="homography", choices=["none", "mtb", "homography"], help="alignment (default: homography)")
+    m.add_argument("--reference", type=int, default=None, help="reference frame index in exposure order (default: middle)")
+    m.add_argument("--preview", default=None, metavar="PNG", help="also write a tone-mapped preview")
+    m.add_argument("--preview-op", default="reinhard", help="tone mapper for the preview (default: reinhard)")
+    m.set_defaults(func=_cmd_merge)
+
+    t = sub.add_parser("tonemap", help="tone map a radiance map to an 8/16-bit image")
+    t.add_argument("input")
+    t.add_argument("-o", "--output", required=True)
+    t.add_argument("--op", default="reinhard", help="mu_law | reinhard | reinhard_local | drago | exposure_gamma")
+    t.add_argument("--bits", type=int, default=8, choices=[8, 16])
+    t.set_defaults(func=_cmd_tonemap)
+
+    c = sub.add_parser("calibrate", help="recover the camera response from a bracket")
+    c.add_argument("frames", nargs="+")
+    c.add_argument("-o", "--output", required=True, help="response table (.csv: code,r,g,b)")
+    exp = c.add_mutually_exclusive_group()
+    exp.add_argument("--times", nargs="+", type=float, metavar="T")
+    exp.add_argument("--ev", nargs="+", type=float, metavar="EV")
+    c.add_argument("--method", default="debevec", choices=["debevec", "robertson"])
+    c.add_argument("--plot", default=None, metavar="PNG", help="also plot the recovered curves")
+    c.set_defaults(func=_cmd_calibrate)
+
+    i = sub.add_parser("info", help="size, range, dynamic range and clipping of a radiance map")
+    i.add_argument("input")
+    i.set_defaults(func=_cmd_info)
+
+    s = sub.add_parser("methods", help="list merge methods")
+    s.set_defaults(func=_cmd_methods)
+
+    d = sub.add_parser("demo", help="merge a built-in procedural bracket (shake + moving object); writes demo.exr, demo.png")
+    d.add_argument("-o", "--output-dir", default=".", help="where to write demo.exr and demo.png (default: .)")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=_cmd_demo)
+
+    e = sub.add_parser("eval", help="evaluate methods on a Kalantari-layout dataset; writes results.json, .md and an HTML report")
+    e.add_argument("--data", required=True, help="dataset root (Kalantari layout)")
+    e.add_argument("--method", action="append", required=True, help="method name; repeat for several")
+    e.add_argument("-o", "--output", required=True, help="report directory")
+    e.add_argument("--split", default=None, help="Test or Training (default: whatever is there)")
+    e.add_argument("--response", default="gamma")
+    e.add_argument("--align", default="none", choices=["none", "mtb", "homography"])
+    e.add_argument("--max-scenes", type=int, default=None)
+    e.set_defaults(func=_cmd_eval)
+
+    y = sub.add_parser("synth", help="synthesize brackets with ground truth from a folder of HDR images")
+    y.add_argument("input", help="folder of .hdr/.exr images")
+    y.add_argument("-o", "--output", required=True)
+    y.add_argument("--scenes", type=int, default=10)
+    y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--crop", type=int, default=512)
+    y.add_argument("--exposures", type=int, default=3, choices=[2, 3, 5, 7])
+    y.add_argument("--ev-step", type=float, default=2.0)
+    y.add_argument("--response", default="gamma", help="gamma | srgb | dorf | emor")
+    y.add_argument("--bits", type=int, default=16, choices=[8, 16])
+    y.add_argument("--jpeg", type=int, default=None, metavar="QUALITY")
+    y.add_argument("--global-motion", type=float, default=0.0, metavar="PX")
+    y.add_argument("--moving-objects", type=int, default=0)
+    y.add_argument("--single-image", action="store_true")
+    y.set_defaults(func=_cmd_synth)
+    return p
+
+
+def _version() -> str:
+    from hdrkit import __version__
+
+    return f"hdrkit {__version__}"
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.func(args)
+    except HdrkitError as e:
+        print(f"hdrkit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"hdrkit {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hdrkit: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""Deghosting merge: keep the reference frame's content wherever another frame disagrees with it
+beyond what sensor noise explains.
+
+A simplified form of the consistency test of Granados et al. (2013): every frame is linearized to
+radiance, and each non-reference frame is compared with the reference where both are well exposed.
+The difference is divided by its predicted standard deviation (Poisson-Gaussian noise plus
+quantization, carried through the inverse response; plus a relative ``tolerance`` for response and
+compression errors) to give a z-score. Pixels above ``threshold`` are ghosts for that frame; the
+ghost map is cleaned of isolated detections, dilated and blurred into a soft mask, and the frame's
+noise-optimal weight is multiplied by ``1 - mask``. Granados et al. then label consistent sets with
+an MRF; here the soft mask replaces that step, and the reference frame is always trusted.
+
+Where the reference is saturated the true radiance is only known to be at least the saturation
+level ``f^-1(z_sat) / t_ref``: a shorter frame is used there only if it agrees with that bound, and
+where the reference is under-exposed a longer frame is used only if it stays below the reference's
+dark level. Otherwise the reference's own (clipped) value is kept. Residual misalignment of about
+one pixel is tolerated by comparing slightly blurred images against the min/max of the reference
+over a 3x3 window.
+
+References:
+    Granados, Kim, Tompkin, Kautz & Theobalt, "Automatic noise modeling for ghost-free HDR
+    reconstruction", ACM Trans. Graphics (SIGGRAPH Asia) 32(6), 2013.
+    Khan, Akyuz & Reinhard, "Ghost removal in high dynamic range images", ICIP 2006.
+    Grosch, "Fast and robust high dynamic range image generation with camera and object movement",
+    Vision, Modeling and Visualization 2006.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from hdrkit.camera.exposure import NoiseModel
+from hdrkit.camera.response import GammaResponse, Response
+from hdrkit.merge import weights as W
+from hdrkit.merge.debevec1997 import prepare_bracket, weighted_mean
+
+__all__ = ["merge_granados2013", "merge_deghost", "ghost_masks_granados2013", "calibrate_to_reference", "DEFAULT_THRESHOLD", "DEFAULT_TOLERANCE"]
+
+DEFAULT_THRESHOLD = 4.0
+"""z-score above which a pixel is inconsistent (about 1e-4 false alarms per channel under Gaussian noise)."""
+
+DEFAULT_TOLERANCE = 0.1
+"""Relative radiometric tolerance (10 %) added to the noise: response, white-balance and JPEG errors."""
+
+BLUR_SIGMA = 1.0
+"""Gaussian blur (pixels) applied to radiance before comparing; reduces noise and sub-pixel misalignment."""
+
+MIN_FRACTION = 0.16
+"""A ghost detection survives only if at least this fraction of its 5x5 neighbourhood is detected."""
+
+DILATION = 4
+"""Ghost masks are dilated by this many pixels, then blurred with sigma ``DILATION / 2``."""
+
+
+def _gauss1d(sigma: float, dtype, device) -> torch.Tensor:
+    r = max(1, int(round(2.5 * sigma)))
+    x = torch.arange(-r, r + 1, dtype=dtype, device=device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def _blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (M, C, H, W) with replicate padding (shifted sums, no conv)."""
+    k = _gauss1d(sigma, img.dtype, img.device).tolist()
+    r = len(k) // 2
+    for dim, pad in ((-1, (r, r, 0, 0)), (-2, (0, 0, r, r))):
+        n = img.shape[dim]
+        xp = F.pad(img, pad, mode="replicate")
+        out = xp.narrow(dim, 0, n) * k[0]
+        for j in range(1, len(k)):
+            out.add_(xp.narrow(dim, j, n), alpha=k[j])
+        img = out
+    return img
+
+
+def _valid_blur(radiance: torch.Tensor, valid: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur (M, 3, H, W) radiance over ``valid`` pixels only (normalized convolution). Both frames
+    of a comparison use the same mask, so clipped neighbours (clipped at a different level in each
+    frame) do not leak in. Pixels with less than half a valid neighbourhood keep their own value."""
+    valid = valid.to(radiance.dtype)
+    num, den = _blur(radiance * valid, sigma), _blur(valid, sigma)
+    return torch.where(den > 0.5, num / den.clamp_min(1e-6), radiance)
+
+
+def _well_exposed(ldr: torch.Tensor) -> torch.Tensor:
+    return (ldr > W.DARK_CODE + W.DARK_RAMP) & (ldr < W.SATURATION_CODE - W.SATURATION_RAMP)
+
+
+def _maxf(img: torch.Tensor, size: int = 3) -> torch.Tensor:
+    """Max filter over a size x size window (separable: max rows, then columns)."""
+    r = size // 2
+    img = F.max_pool2d(img, (1, size), stride=1, padding=(0, r))
+    return F.max_pool2d(img, (size, 1), stride=1, padding=(r, 0))
+
+
+def _minf(img: torch.Tensor, size: int = 3) -> torch.Tensor:
+    return -_maxf(-img, size)
+
+
+CALIBRATION_BINS = 32
+"""Bins of the per-frame radiometric self-calibration (binned medians of log radiance ratios)."""
+
+
+CALIBRATION_MAX_SLOPE = 1.0
+"""Largest slope of the calibration curve in log-log units (the implied mapping between frames then
+has a log-log slope in [0, 2]); bins that a moving object dominates cannot produce wild gains."""
+
+
+def _fit_log_correction(li: torch.Tensor, lr: torch.Tensor, bins: int = CALIBRATION_BINS):
+    """Robust map ``m -> median(log X_ref - log X_i)`` with ``m = (log X_i + log X_ref) / 2``, from
+    binned medians (binning by the mean of both avoids the regression-dilution bias that binning by
+    one noisy frame has). li, lr: (M,). Returns (knots, values); a single knot means a constant."""
+    d = lr - li
+    if li.numel() < 100:
+        return li.new_zeros(1), (d.median() if d.numel() else li.new_zeros(())).view(1)
+    m = 0.5 * (li + lr)
+    q = torch.tensor([0.005, 0.995], dtype=m.dtype, device=m.device)
+    (lo_m, hi_m), (lo_i, hi_i), (lo_r, hi_r) = torch.quantile(m, q), torch.quantile(li, q), torch.quantile(lr, q)
+    # bins must lie inside both frames' own ranges: beyond them the pixels are mostly ghosts
+    # (a moving object much brighter or darker than the static content at those levels)
+    lo, hi = max(lo_m, lo_i, lo_r), min(hi_m, hi_i, hi_r)
+    if not hi > lo:
+        return li.new_zeros(1), d.median().view(1)
+    idx = torch.bucketize(m, torch.linspace(float(lo), float(hi), bins + 1, dtype=m.dtype, device=m.device)[1:-1])
+    counts = torch.bincount(idx, minlength=bins)
+    order = torch.argsort(idx * 4.0 + torch.sigmoid(d))  # sort by bin, then by d within the bin
+    ds, ms = d[order], m[order]
+    starts = torch.cumsum(counts, 0) - counts
+    keep = counts >= max(20, int(0.002 * li.numel()))
+    if not keep.any():
+        return li.new_zeros(1), d.median().view(1)
+    mid = starts[keep] + (counts[keep] - 1) // 2
+    knots = torch.stack([ms[starts[k] : starts[k] + counts[k]].median() for k in torch.nonzero(keep).flatten().tolist()])
+    vals = ds[mid]
+    good = torch.cat([torch.ones(1, dtype=torch.bool, device=m.device), knots[1:] > knots[:-1] + 1e-6])
+    knots, vals = knots[good], vals[good]
+    # the implied intensity mapping log X_ref = log X_i + c must stay monotone and not too steep:
+    # |dc / dm| <= CALIBRATION_MAX_SLOPE, walking out from the most populated bin
+    start = int(torch.argmax(counts[keep][good]))
+    out = vals.clone()
+    for k in list(range(start + 1, len(out))) + list(range(start - 1, -1, -1)):
+        prev = k - 1 if k > start else k + 1
+        step = CALIBRATION_MAX_SLOPE * float((knots[k] - knots[prev]).abs())
+        out[k] = out[k].clamp(out[prev] - step, out[prev] + step)
+    return knots, out
+
+
+def _apply_log_correction(lx: torch.Tensor, knots: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
+    """Evaluate the correction at log radiance ``lx`` (piecewise linear, flat beyond the knots)."""
+    if knots.numel() == 1:
+        return vals.expand_as(lx)
+    lc = lx.clamp(knots[0], knots[-1])
+    j = torch.bucketize(lc, knots).clamp(1, knots.numel() - 1)
+    k0, k1, v0, v1 = knots[j - 1], knots[j], vals[j - 1], vals[j]
+    u = ((lc - k0) / (k1 - k0).clamp_min(1e-12)).clamp(0, 1)
+    return v0 + u * (v1 - v0)
+
+
+@torch.no_grad()
+def calibrate_to_reference(ldr: torch.Tensor, radiance: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-pixel gains (B, N, 1, H, W) mapping each frame's radiance onto the reference's radiometry.
+
+    For each non-reference frame, a curve ``log(X_ref / X_i)`` as a function of log radiance (the
+    channel-mean log) is fitted by binned medians over pixels well exposed in both frames
+    (Gaussian-blurred, on a 4x subsampled grid) and evaluated at every pixel (flat beyond the
+    fitted range; one gain for all channels, so no colour casts). This absorbs
+    response-curve, white-balance and exposure-time errors of real cameras, in the spirit of
+    intensity mapping functions (Grossberg & Nayar 2003); moving objects cover too few pixels of a
+    bin to move its median. With an exact response the gains are ~1. The reference's gains are 1.
+    """
+    b_, n = ldr.shape[:2]
+    gains = torch.ones_like(radiance[:, :, :1])
+    sub = (slice(None, None, 4), slice(None, None, 4))
+
+    def grey_log(x: torch.Tensor) -> torch.Tensor:
+        return x.clamp_min(1e-12).log().mean(dim=-3)
+
+    for b in range(b_):
+        r = int(reference[b])
+        ok_r = _well_exposed(ldr[b, r])
+        for i in range(n):
+            if i == r:
+                continue
+            pair = (ok_r & _well_exposed(ldr[b, i])).all(0, keepdim=True).expand(3, -1, -1)
+            xb = _valid_blur(radiance[b, [i, r]], pair[None], BLUR_SIGMA)
+            both = pair[0][sub[1:]]
+            knots, vals = _fit_log_correction(grey_log(xb[0])[sub[1:]][both], grey_log(xb[1])[sub[1:]][both])
+            li = grey_log(radiance[b, i])
+            corr = _apply_log_correction(li + 0.5 * _apply_log_correction(li, knots, vals), knots, vals)
+            gains[b, i, 0] = corr.exp()
+    return gains
+
+
+@torch.no_grad()
+def ghost_masks_granados2013(
+    ldr: torch.Tensor,
+    radiance: torch.Tensor,
+    variance: torch.Tensor,
+    times: torch.Tensor,
+    reference: torch.Tensor,
+    response: Response,
+    threshold: float = DEFAULT_THRESHOLD,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> torch.Tensor:
+    """Soft ghost masks, 1 where a frame disagrees with the reference.
+
+    Args:
+        ldr: (B, N, 3, H, W) codes in [0, 1].
+        radiance: (B, N, 3, H, W) per-frame estimates ``f^-1(z) / t``.
+        variance: (B, N, 3, H, W) their noise variances (``weights.radiance_variance``).
+        times: (B, N) exposure times normalized to the shortest.
+        reference: (B,) index of the reference frame per bracket.
+        response: the camera response (for the reference's saturation and dark levels).
+        threshold: z-score threshold.
+        tolerance: relative radiometric tolerance.
+
+    Returns:
+        (B, N, 1, H, W) masks in [0, 1]; the reference frame's mask is 0.
+    """
+    b_, n, _, h, w_ = ldr.shape
+    bi = torch.arange(b_, device=ldr.device)
+    sigma = BLUR_SIGMA
+    k = _gauss1d(sigma, radiance.dtype, radiance.device)
+    var_gain = float((k * k).sum() ** 2)
+    zr, rr, vr = ldr[bi, reference], radiance[bi, reference], variance[bi, reference] * var_gain
+    ok_r = _well_exposed(zr)
+    t_ref = times[bi, reference].view(b_, 1, 1, 1)
+    sat_code, dark_code = W.SATURATION_CODE - W.SATURATION_RAMP, W.DARK_CODE + W.DARK_RAMP
+
+    def level(code: float) -> torch.Tensor:
+        return response.inverse(torch.full((1, 3, 1, 1), code, dtype=ldr.dtype, device=ldr.device)) / t_ref
+
+    sat_level, dark_level = level(sat_code), level(dark_code)
+    ref_sat, ref_dark = zr >= sat_code, zr <= dark_code
+    masks = torch.zeros(b_, n, 1, h, w_, dtype=ldr.dtype, device=ldr.device)
+    for i in range(n):
+        zi, ri, vi = ldr[:, i], radiance[:, i], variance[:, i]
+        valid = _well_exposed(zi)
+        pair = valid & ok_r
+        xi, xr = _valid_blur(ri, pair, sigma), _valid_blur(rr, pair, sigma)
+        lo, hi = _minf(xr), _maxf(xr)
+        sd = torch.sqrt(vi * var_gain + vr + (tolerance * xr) ** 2)
+        score = (F.relu(xi - hi) + F.relu(lo - xi)) / sd
+        sd_sat = torch.sqrt(vi + (tolerance * sat_level) ** 2)
+        score = torch.where(ref_sat, F.relu(sat_level - _maxf(ri)) / sd_sat, score)
+        sd_dark = torch.sqrt(vi + (tolerance * dark_level) ** 2)
+        score = torch.where(ref_dark, F.relu(_minf(ri) - dark_level) / sd_dark, score)
+        ghost = ((score * valid).amax(dim=1, keepdim=True) > threshold).to(ldr.dtype)
+        ghost = (F.avg_pool2d(ghost, 5, stride=1, padding=2, count_include_pad=False) >= MIN_FRACTION).to(ldr.dtype)
+        ghost = _maxf(ghost, 2 * DILATION + 1)
+        masks[:, i] = _blur(ghost, DILATION / 2).clamp(0, 1)
+    masks[bi, reference] = 0
+    return masks
+
+
+def merge_granados2013(
+    ldr: torch.Tensor,
+    exposure_times,
+    response: Response | None = None,
+    *,
+    reference: int | None = None,
+    noise: NoiseModel | None = None,
+    bits: int | None = 8,
+    threshold: float = DEFAULT_THRESHOLD,
+    tolerance: float = DEFAULT_TOLERANCE,
+    calibrate: bool = True,
+    return_masks: bool = False,
+):
+    """Ghost-free merge of an aligned bracket with noise-optimal weights and a consistency test.
+
+    Args:
+        ldr: (B, N, 3, H, W), N >= 2, display-referred RGB codes in [0, 1] (or uint8 / uint16).
+            Frames must already be globally aligned (``hdrkit.align``); only moving objects are
+            handled here.
+        exposure_times: (B, N) linear exposure times, any order.
+        response: camera response; default gamma 2.2.
+        reference: index of the frame whose content is kept; default the middle frame by exposure
+            time (``N // 2`` in sorted order).
+        noise: Poisson-Gaussian noise model; default ``weights.DEFAULT_NOISE``.
+        bits: code depth for the quantization noise (ignored for integer input).
+        threshold: z-score above which a frame disagrees with the reference.
+        tolerance: relative radiometric tolerance added to the noise (response and JPEG errors).
+        calibrate: map every frame onto the reference's radiometry with a robust fitted curve
+            (``calibrate_to_reference``) before testing and merging; absorbs response and exposure
+            errors of real cameras. Kept per frame only if it lowers the frame's ghost fraction.
+        return_masks: also return the (B, N, 1, H, W) soft ghost masks.
+
+    Returns:
+        hdr: (B, 3, H, W) linear radiance in units of the shortest exposure, [0, inf); with the
+        reference's geometry. Pixels that no trusted frame covers take the reference's own
+        (clipped) estimate; pixels clipped in every frame take the shortest frame's value where
+        the reference is saturated, the longest's where it is not, unless that frame is a ghost
+        there. Differentiable in float ``ldr`` (the masks are treated as constants).
+    """
+    z, _, times, bits, ref = prepare_bracket(ldr, exposure_times, bits, reference)
+    response = response or GammaResponse(2.2)
+    noise = noise or W.DEFAULT_NOISE
+    b_ = z.shape[0]
+    if ref is None:
+        reference_idx = times.argsort(dim=1)[:, z.shape[1] // 2]
+    else:
+        reference_idx = torch.full((b_,), ref, dtype=torch.long, device=z.device)
+    t = times[:, :, None, None, None]
+    x = response.inverse(z)
+    radiance = x / t
+    var = W.radiance_variance(z, times, response, noise, bits, linear=x)
+    w = W.clip_taper(z) / var
+    args = (times, reference_idx, response, threshold, tolerance)
+    masks = ghost_masks_granados2013(z.detach(), radiance.detach(), var.detach(), *args)
+    if calibrate:
+        # keep the calibration for a frame only if it explains more of the frame (fewer ghost
+        # pixels): a fit hijacked by a large moving object makes things worse and is dropped
+        gains = calibrate_to_reference(z.detach(), radiance.detach(), reference_idx)
+        masks_cal = ghost_masks_granados2013(z.detach(), (radiance * gains).detach(), (var * gains * gains).detach(), *args)
+        better = masks_cal.mean(dim=(2, 3, 4), keepdim=True) < masks.mean(dim=(2, 3, 4), keepdim=True)
+        gains = torch.where(better, gains, torch.ones_like(gains))
+        masks = torch.where(better, masks_cal, masks)
+        radiance, var = radiance * gains, var * gains * gains
+    w = w * (1 - masks)
+    bi = torch.arange(b_, device=z.device)
+    # zero total weight: the shortest frame if the reference is saturated (else the longest), when
+    # that frame is not a ghost there; otherwise the reference's own clipped estimate
+    order = times.argsort(dim=1)
+    saturated = z[bi, reference_idx].amax(dim=1, keepdim=True) >= W.SATURATION_CODE - W.SATURATION_RAMP
+    pick = torch.where(saturated, order[:, 0].view(-1, 1, 1, 1), order[:, -1].view(-1, 1, 1, 1))
+    static_fb = radiance.gather(1, pick[:, None].expand(-1, 1, 3, -1, -1))[:, 0]
+    fb_mask = masks.gather(1, pick[:, None])[:, 0]
+    fallback = torch.where(fb_mask < 0.5, static_fb, radiance[bi, reference_idx])
+    hdr = weighted_mean(radiance, w, fallback)
+    return (hdr, masks) if return_masks else hdr
+
+
+merge_deghost = merge_granados2013
+"""Generic name for the default deghosting merge."""

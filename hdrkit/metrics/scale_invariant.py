@@ -1,0 +1,120 @@
+"""Scale-invariant metrics for single-image HDR reconstruction, whose output has no absolute scale.
+
+A network that expands one LDR image to HDR cannot know the exposure, so its output is compared
+after the best global scale ``s`` for ``s * pred ~ target``:
+
+* ``space="log"`` (default): least squares on log values, ``log s = mean(log t - log p)``, i.e. the
+  ratio of geometric means. Robust: highlights and dark pixels weigh the same per stop.
+* ``space="linear"``: least squares on linear values, ``s = <p, t> / <p, p>``; dominated by the
+  brightest pixels.
+
+Logs use a floor relative to each image's maximum (``LOG_FLOOR`` x max) so zeros stay finite. An
+all-zero (or all-negative) prediction has no scale: both metrics return NaN for it rather than raise,
+so one degenerate output does not stop an evaluation run.
+
+* :func:`log_rmse_scale_invariant`: RMSE of ``log p - log t`` after the best log-domain scale, i.e.
+  their standard deviation (Eigen et al. 2014 with lambda = 1); natural log, divide by ln 2 for stops.
+* :func:`psnr_scale_invariant`: PSNR after scaling ``pred``, normalising both images by the target's
+  maximum and clipping to [0, 1]; ``domain="mu"`` (default) applies mu-law (5000) first, like PSNR-mu.
+
+Shapes follow :mod:`hdrkit.metrics.psnr`; all computation is float64.
+
+References:
+    D. Eigen, C. Puhrsch, R. Fergus, "Depth Map Prediction from a Single Image using a Multi-Scale
+    Deep Network", NeurIPS 2014 (the scale-invariant log error).
+    Y.-L. Liu et al., "Single-Image HDR Reconstruction by Learning to Reverse the Camera Pipeline",
+    CVPR 2020 (scale-aligned evaluation of single-image HDR).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hdrkit.errors import HdrkitError
+from hdrkit.metrics.psnr import mu_law_np, per_image, psnr
+from hdrkit.tonemap.mu_law import MU
+
+__all__ = ["LOG_FLOOR", "best_scale", "log_rmse_scale_invariant", "psnr_scale_invariant"]
+
+LOG_FLOOR = 1e-5
+"""Values below ``LOG_FLOOR * max(image)`` (about 17 stops down) are raised to it before taking logs."""
+
+
+def _log(x: np.ndarray, floor: float) -> np.ndarray:
+    peak = float(x.max())
+    if peak <= 0:
+        raise HdrkitError("scale-invariant metrics need images with at least one positive value")
+    return np.log(np.maximum(x, floor * peak))
+
+
+def best_scale(pred: np.ndarray, target: np.ndarray, space: str = "log", floor: float = LOG_FLOOR) -> float:
+    """Global factor ``s`` minimising the error of ``s * pred`` against ``target`` (arrays, same shape).
+
+    Args:
+        pred, target: linear, non-negative.
+        space: ``"log"`` (geometric-mean ratio) or ``"linear"`` (``<p, t> / <p, p>``).
+        floor: relative floor for logs.
+    """
+    if space == "log":
+        return float(math.exp(np.mean(_log(target, floor) - _log(pred, floor), dtype=np.float64)))
+    if space == "linear":
+        den = float(np.sum(pred * pred, dtype=np.float64))
+        if den <= 0:
+            raise HdrkitError("pred is all zero; no scale can match it to the target")
+        return float(np.sum(pred * target, dtype=np.float64)) / den
+    raise HdrkitError(f"space must be 'log' or 'linear', got {space!r}")
+
+
+def log_rmse_scale_invariant(pred: object, target: object, *, floor: float = LOG_FLOOR) -> float | np.ndarray:
+    """Scale-invariant log RMSE (natural log) over all pixels and channels.
+
+    0 when ``pred = s * target``; NaN for an all-zero ``pred``.
+
+    Args:
+        pred, target: linear HDR, any positive scale; torch ``(C, H, W)`` / ``(B, C, H, W)`` or
+            numpy ``(H, W, C)`` / ``(B, H, W, C)``.
+        floor: relative floor for logs (:data:`LOG_FLOOR`).
+    """
+    def one(p: np.ndarray, t: np.ndarray) -> float:
+        if not p.max() > 0:
+            return math.nan
+        d = _log(p, floor) - _log(t, floor)
+        return float(np.sqrt(np.mean(np.square(d - d.mean(dtype=np.float64)), dtype=np.float64)))
+
+    return per_image(one, pred, target, np.float64)
+
+
+def psnr_scale_invariant(
+    pred: object, target: object, *, space: str = "log", domain: str = "mu", mu: float = MU
+) -> float | np.ndarray:
+    """PSNR after the best global scale of ``pred``, both normalised by ``max(target)`` and clipped to [0, 1].
+
+    NaN when ``pred`` has no positive value.
+
+    Args:
+        pred, target: linear HDR, any positive scale; shapes as :func:`log_rmse_scale_invariant`.
+        space: where the scale is fitted, ``"log"`` or ``"linear"`` (:func:`best_scale`).
+        domain: ``"mu"`` (PSNR of the mu-law images, as PSNR-mu) or ``"linear"`` (as PSNR-L).
+        mu: mu-law parameter for ``domain="mu"``.
+    """
+    if domain not in ("mu", "linear"):
+        raise HdrkitError(f"domain must be 'mu' or 'linear', got {domain!r}")
+
+    def one(p: np.ndarray, t: np.ndarray) -> float:
+        p = np.maximum(p, 0)
+        t = np.maximum(t, 0)
+        peak = float(t.max())
+        if peak <= 0:
+            raise HdrkitError("target has no positive value; psnr_scale_invariant cannot normalise it")
+        if not p.max() > 0:
+            return math.nan
+        s = best_scale(p, t, space)
+        p = np.clip(p * (s / peak), 0, 1)
+        t = t / peak
+        if domain == "mu":
+            p, t = mu_law_np(p, mu), mu_law_np(t, mu)
+        return psnr(p, t, 1.0)
+
+    return per_image(one, pred, target, np.float64)

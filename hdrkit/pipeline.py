@@ -1,0 +1,88 @@
+"""Brackets in, radiance out: the README's story as one function you can read top to bottom.
+
+read the frames -> choose or recover the camera response -> align to the reference frame ->
+merge (deghosting by default) -> linear radiance in units of the shortest exposure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hdrkit.align import AlignResult, align
+from hdrkit.camera.response import LinearResponse, Response, response_from_name
+from hdrkit.errors import HdrkitError
+from hdrkit.io import Bracket, read_bracket
+from hdrkit.merge import merge
+
+__all__ = ["MergeResult", "hdr_from_brackets", "resolve_response"]
+
+
+@dataclass
+class MergeResult:
+    """What ``hdr_from_brackets`` returns.
+
+    hdr: (3, H, W) linear radiance in units of the shortest exposure, in the reference frame's geometry.
+    """
+
+    hdr: torch.Tensor
+    bracket: Bracket
+    response: Response
+    alignment: AlignResult
+    reference: int
+    method: str
+
+
+def resolve_response(spec: str | Response, bracket: Bracket) -> Response:
+    """``'gamma'``, ``'srgb'``, ``'linear'``, ``'calibrate'`` (Debevec 1997 on this bracket) or a table file.
+
+    RAW brackets are linear whatever the spec says, except an explicit non-linear table.
+    """
+    if isinstance(spec, Response):
+        return spec
+    if bracket.linear:
+        return LinearResponse()
+    if spec == "calibrate":
+        from hdrkit.camera import recover_response_debevec1997
+
+        bits = max(bracket.bits)
+        return recover_response_debevec1997(bracket.ldr, bracket.exposure_times, bits=bits)
+    return response_from_name(spec)
+
+
+def hdr_from_brackets(
+    paths: Sequence[str | Path],
+    *,
+    times: Sequence[float] | None = None,
+    ev: Sequence[float] | None = None,
+    method: str = "deghost",
+    response: str | Response = "gamma",
+    align_method: str = "homography",
+    reference: int | None = None,
+) -> MergeResult:
+    """Merge a bracket of LDR files into a radiance map.
+
+    Args:
+        paths: two or more image files (JPEG, PNG, TIFF, or camera RAW with the ``raw`` extra).
+        times: exposure times in seconds, one per file; else ``ev``; else read from EXIF.
+        ev: exposure values in stops (t = 2 ** ev), one per file.
+        method: a name from ``hdrkit.merge.MERGE_METHODS`` (``hdrkit methods`` lists them).
+        response: ``'gamma'`` (2.2), ``'srgb'``, ``'linear'``, ``'calibrate'``, a response file, or a Response.
+        align_method: ``'none'``, ``'mtb'`` (translation) or ``'homography'``.
+        reference: index of the reference frame in exposure order (shortest first); default the middle one.
+    """
+    bracket = read_bracket(paths, times=times, ev=ev)
+    n = bracket.ldr.shape[0]
+    ref = n // 2 if reference is None else reference
+    if not 0 <= ref < n:
+        raise HdrkitError(f"reference frame {reference} out of range: the bracket has {n} frames (0..{n - 1})")
+    crf = resolve_response(response, bracket)
+    ldr = bracket.ldr[None]
+    times_b = bracket.exposure_times[None].to(torch.float32)
+    aligned = align(ldr, times_b, method=align_method, reference=ref, response=crf)
+    bits = max(bracket.bits)
+    hdr = merge(aligned.ldr, times_b, method=method, response=crf, reference=ref, bits=bits)
+    return MergeResult(hdr=hdr[0], bracket=bracket, response=crf, alignment=aligned, reference=ref, method=method)
