@@ -10,6 +10,9 @@ from hdrkit.errors import HdrkitError
 
 __all__ = ["main"]
 
+HDR_SUFFIXES = (".exr", ".hdr", ".pfm")
+LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
 
 def _cmd_merge(args) -> None:
     from hdrkit.io import write_hdr, write_ldr
@@ -17,9 +20,14 @@ def _cmd_merge(args) -> None:
     from hdrkit.pipeline import hdr_from_brackets
     from hdrkit.tonemap import tonemap
 
+    from hdrkit.merge import MERGE_METHODS
+
     out = check_output_path(args.output, args.frames)
-    if out.suffix.lower() not in (".exr", ".hdr", ".pfm"):
-        raise HdrkitError(f"{out}: output must end in .exr, .hdr or .pfm")
+    fused = args.method in MERGE_METHODS and MERGE_METHODS[args.method].output == "ldr"
+    allowed = LDR_SUFFIXES if fused else HDR_SUFFIXES
+    if out.suffix.lower() not in allowed:
+        kind = "a display-referred image" if fused else "a radiance map"
+        raise HdrkitError(f"{out}: method {args.method!r} writes {kind}; the output must end in {', '.join(allowed)}")
     preview = check_output_path(args.preview, args.frames) if args.preview else None
     result = hdr_from_brackets(
         args.frames,
@@ -30,9 +38,12 @@ def _cmd_merge(args) -> None:
         align_method=args.align,
         reference=args.reference,
     )
-    write_hdr(out, result.hdr)
-    if preview is not None:
-        write_ldr(preview, tonemap(result.hdr, op=args.preview_op))
+    if fused:
+        write_ldr(out, result.image)
+    else:
+        write_hdr(out, result.image)
+        if preview is not None:
+            write_ldr(preview, tonemap(result.image, op=args.preview_op))
     order = ", ".join(Path(p).name for p in result.bracket.paths)
     print(f"merged {len(args.frames)} frames ({order}) with {result.method}; reference frame {result.reference}; "
           f"response {result.response!r} -> {out}")
@@ -102,7 +113,7 @@ def _cmd_synth(args) -> None:
     from hdrkit.data import synthesize_dataset
 
     synthesize_dataset(
-        args.input, args.output, n_scenes=args.scenes, seed=args.seed, crop_size=args.crop,
+        args.input, args.output, dorf_path=args.dorf, emor_path=args.emor, noise_profiles_path=args.noise_profiles, n_scenes=args.scenes, seed=args.seed, crop_size=args.crop,
         exposures=args.exposures, ev_step=args.ev_step, response_family=args.response, bits=args.bits,
         jpeg_quality=args.jpeg, global_motion=args.global_motion, moving_objects=args.moving_objects,
         single_image=args.single_image,
@@ -182,6 +193,9 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--global-motion", type=float, default=0.0, metavar="PX")
     y.add_argument("--moving-objects", type=int, default=0)
     y.add_argument("--single-image", action="store_true")
+    y.add_argument("--dorf", default=None, metavar="NPZ", help="DoRF curves .npz (for --response dorf)")
+    y.add_argument("--emor", default=None, metavar="TXT", help="Grossberg-Nayar emor.txt (for --response emor)")
+    y.add_argument("--noise-profiles", default=None, metavar="JSON", help="darktable noise profiles (default: no noise)")
     y.set_defaults(func=_cmd_synth)
     return p
 

@@ -16,7 +16,7 @@ from hdrkit.align import AlignResult, align
 from hdrkit.camera.response import LinearResponse, Response, response_from_name
 from hdrkit.errors import HdrkitError
 from hdrkit.io import Bracket, read_bracket
-from hdrkit.merge import merge
+from hdrkit.merge import MERGE_METHODS, merge
 
 __all__ = ["MergeResult", "hdr_from_brackets", "resolve_response"]
 
@@ -25,15 +25,25 @@ __all__ = ["MergeResult", "hdr_from_brackets", "resolve_response"]
 class MergeResult:
     """What ``hdr_from_brackets`` returns.
 
-    hdr: (3, H, W) linear radiance in units of the shortest exposure, in the reference frame's geometry.
+    image: (3, H, W) in the reference frame's geometry: linear radiance in units of the shortest
+    exposure when ``output == 'hdr'``; display-referred codes in [0, 1] for exposure fusion
+    (``output == 'ldr'``, e.g. Mertens 2007).
     """
 
-    hdr: torch.Tensor
+    image: torch.Tensor
+    output: str
     bracket: Bracket
     response: Response
     alignment: AlignResult
     reference: int
     method: str
+
+    @property
+    def hdr(self) -> torch.Tensor:
+        """The radiance map; an error for exposure-fusion methods, which give none."""
+        if self.output != "hdr":
+            raise HdrkitError(f"merge method {self.method!r} gives a display-referred image, not radiance")
+        return self.image
 
 
 def resolve_response(spec: str | Response, bracket: Bracket) -> Response:
@@ -83,6 +93,9 @@ def hdr_from_brackets(
     ldr = bracket.ldr[None]
     times_b = bracket.exposure_times[None].to(torch.float32)
     aligned = align(ldr, times_b, method=align_method, reference=ref, response=crf)
-    bits = max(bracket.bits)
-    hdr = merge(aligned.ldr, times_b, method=method, response=crf, reference=ref, bits=bits)
-    return MergeResult(hdr=hdr[0], bracket=bracket, response=crf, alignment=aligned, reference=ref, method=method)
+    if method in MERGE_METHODS and MERGE_METHODS[method].output == "ldr":
+        image = merge(aligned.ldr, times_b, method=method)
+    else:
+        image = merge(aligned.ldr, times_b, method=method, response=crf, reference=ref, bits=max(bracket.bits))
+    output = MERGE_METHODS[method].output
+    return MergeResult(image=image[0], output=output, bracket=bracket, response=crf, alignment=aligned, reference=ref, method=method)

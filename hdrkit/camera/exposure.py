@@ -27,6 +27,13 @@ class NoiseModel:
     a: tuple[float, float, float] = (0.0, 0.0, 0.0)
     b: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
+    def __post_init__(self):
+        # darktable fits can give a slightly negative read-noise term; a variance cannot be negative
+        if len(self.a) != 3 or len(self.b) != 3:
+            raise HdrkitError("NoiseModel needs three 'a' and three 'b' values (R, G, B)")
+        object.__setattr__(self, "a", tuple(max(float(v), 0.0) for v in self.a))
+        object.__setattr__(self, "b", tuple(max(float(v), 0.0) for v in self.b))
+
     def variance(self, x: torch.Tensor) -> torch.Tensor:
         """Per-pixel noise variance of linear signal ``x`` (..., 3, H, W)."""
         a = torch.as_tensor(self.a, dtype=x.dtype, device=x.device).view(3, 1, 1)

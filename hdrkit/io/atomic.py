@@ -35,6 +35,9 @@ def atomic_path(path: str | Path):
         raise HdrkitError(f"{target}: directory {directory} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=directory)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the output the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, target)
