@@ -37,6 +37,7 @@ def _cmd_merge(args) -> None:
         response=args.response,
         align_method=args.align,
         reference=args.reference,
+        progress=True,
     )
     if fused:
         write_ldr(out, result.image)
@@ -66,7 +67,7 @@ def _cmd_calibrate(args) -> None:
     from hdrkit.io.atomic import check_output_path
 
     out = check_output_path(args.output, args.frames)
-    bracket = read_bracket(args.frames, times=args.times, ev=args.ev)
+    bracket = read_bracket(args.frames, times=args.times, ev=args.ev, progress=True)
     recover = {"debevec": recover_response_debevec1997, "robertson": recover_response_robertson2003}[args.method]
     response = recover(bracket.ldr, bracket.exposure_times, bits=max(bracket.bits))
     save_response_table(response, out)

@@ -72,6 +72,7 @@ def hdr_from_brackets(
     response: str | Response = "gamma",
     align_method: str = "homography",
     reference: int | None = None,
+    progress: bool = False,
 ) -> MergeResult:
     """Merge a bracket of LDR files into a radiance map.
 
@@ -83,8 +84,9 @@ def hdr_from_brackets(
         response: ``'gamma'`` (2.2), ``'srgb'``, ``'linear'``, ``'calibrate'``, a response file, or a Response.
         align_method: ``'none'``, ``'mtb'`` (translation) or ``'homography'``.
         reference: index of the reference frame in exposure order (shortest first); default the middle one.
+        progress: show a progress bar while reading (on an interactive terminal only).
     """
-    bracket = read_bracket(paths, times=times, ev=ev)
+    bracket = read_bracket(paths, times=times, ev=ev, progress=progress)
     n = bracket.ldr.shape[0]
     ref = n // 2 if reference is None else reference
     if not 0 <= ref < n:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -84,6 +85,7 @@ def read_bracket(
     paths: Sequence[str | Path],
     times: Sequence[float] | None = None,
     ev: Sequence[float] | None = None,
+    progress: bool = False,
 ) -> Bracket:
     """Read and validate an exposure bracket.
 
@@ -114,7 +116,13 @@ def read_bracket(
         raise HdrkitError(f"{r} is camera RAW but {o} is not; a bracket must be all RAW or all non-RAW")
     values, source, infos = _exposure_values(paths, times, ev)
 
-    frames = [read_ldr(p) for p in paths]
+    if progress:
+        from tqdm import tqdm
+
+        # disable=None: a bar only on an interactive terminal, never in logs or pipes
+        frames = [read_ldr(p) for p in tqdm(paths, desc="reading", unit="frame", leave=False, disable=None, file=sys.stderr)]
+    else:
+        frames = [read_ldr(p) for p in paths]
     shape0 = tuple(frames[0].image.shape[1:])
     for fr in frames[1:]:
         if tuple(fr.image.shape[1:]) != shape0:

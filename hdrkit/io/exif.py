@@ -9,6 +9,7 @@ Tags are read with exifread (JPEG, TIFF, most RAW formats), falling back to Pill
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,9 @@ def _positive(value) -> float | None:
 
 def _from_exifread(path: Path) -> dict:
     import exifread
+
+    # exifread logs "File format not recognized" and the like at WARNING; a missing tag is our error to report
+    logging.getLogger("exifread").setLevel(logging.CRITICAL)
 
     with open(path, "rb") as fh:
         tags = exifread.process_file(fh, details=False)
