@@ -105,45 +105,128 @@ def _tie_error(tb_r: torch.Tensor, tb_f: torch.Tensor, dy: int, dx: int) -> floa
     return float((tb_r[yd, xd] ^ tb_f[ys, xs]).float().mean())
 
 
+def _percentile_codes(
+    q: torch.Tensor, p: float, exclude: int, usable: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """8-bit grey ``q`` (H, W) -> (codes, tb) thresholded at its ``p``-quantile (Ward: ``p = 0.5``).
+
+    codes: uint8, 0 excluded (within ``exclude`` of the threshold, or not ``usable``), 1 at or
+    below the threshold, 2 above; tb: bool threshold bitmap without exclusion.
+    """
+    cdf = torch.bincount(q.flatten(), minlength=256).cumsum(0)
+    thr = int(torch.searchsorted(cdf, max(1, int(round(p * q.numel())))))
+    if p == 0.5:
+        thr = int(torch.searchsorted(cdf, (q.numel() + 1) // 2))
+    keep = (q > thr + exclude) | (q < thr - exclude)
+    if usable is not None:
+        keep &= usable
+    tb = q > thr
+    return keep.to(torch.uint8) * (1 + tb.to(torch.uint8)), tb
+
+
+def _pool_usable(usable: torch.Tensor) -> torch.Tensor:
+    """Next pyramid level of a (H, W) bool usable-pixel mask: a 2x2 block is usable if most of it is."""
+    return F.avg_pool2d(usable[None, None].float(), 2)[0, 0] > 0.5
+
+
+def mtb_shift_pair(
+    ref: torch.Tensor,
+    frame: torch.Tensor,
+    max_bits: int = MAX_BITS,
+    exclude_range: float = EXCLUDE_RANGE,
+    clipped_ref: tuple[torch.Tensor, torch.Tensor] | None = None,
+    clipped_frame: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[tuple[int, int], bool]:
+    """Integer shift ``(dy, dx)`` aligning grey ``frame`` (H, W) to grey ``ref`` (H, W), and whether it
+    is informative.
+
+    Clipped pixels (``clipped_* = (dark, bright)`` bool (H, W) masks; by default grey codes at most
+    ``CLIP_CODES[0]`` or at least ``CLIP_CODES[1]``) are excluded from both bitmaps, and the
+    threshold moves from the median to the middle of the percentile range that neither image clips
+    (``p = clamp(0.5, a + (b - a) / 4, b - (b - a) / 4)`` with ``a`` the larger dark fraction and
+    ``b`` one minus the larger bright fraction; ``p = 0.5``, Ward's median, when nothing clips).
+    The shift is (0, 0) and ``informative`` False when that range is narrower than
+    ``MIN_UNCLIPPED``, when fewer than ``MIN_INFORMATIVE`` of the pixels survive both exclusion
+    bitmaps, or when the best shift does not lower the bitmap disagreement of the zero shift by at
+    least ``MIN_GAIN`` (relative) at full resolution.
+    """
+    h, w = ref.shape
+    if clipped_ref is None:
+        clipped_ref = default_clipping(ref)
+    if clipped_frame is None:
+        clipped_frame = default_clipping(frame)
+    lo = max(float(clipped_ref[0].float().mean()), float(clipped_frame[0].float().mean()))
+    hi = 1.0 - max(float(clipped_ref[1].float().mean()), float(clipped_frame[1].float().mean()))
+    if hi - lo < MIN_UNCLIPPED:
+        return (0, 0), False
+    p = min(max(0.5, lo + (hi - lo) / 4), hi - (hi - lo) / 4)
+    levels = max(1, min(int(max_bits), int(torch.tensor(float(max(h, w))).log2()) - 1))
+    pyr = [(ref.float(), frame.float(), ~(clipped_ref[0] | clipped_ref[1]), ~(clipped_frame[0] | clipped_frame[1]))]
+    for _ in range(levels - 1):
+        r, f, ur, uf = pyr[-1]
+        pyr.append((F.avg_pool2d(r[None, None], 2)[0, 0], F.avg_pool2d(f[None, None], 2)[0, 0], _pool_usable(ur), _pool_usable(uf)))
+    exclude = int(round(exclude_range * 255))
+    cy = cx = 0
+    for lvl in range(levels - 1, -1, -1):
+        cy, cx = 2 * cy, 2 * cx
+        r, f, ur, uf = pyr[lvl]
+        code_r, tb_r = _percentile_codes((r.clamp(0, 1) * 255).round().to(torch.uint8), p, exclude, ur)
+        code_f, tb_f = _percentile_codes((f.clamp(0, 1) * 255).round().to(torch.uint8), p, exclude, uf)
+        if lvl == 0 and int(((code_r > 0) & (code_f > 0)).sum()) < MIN_INFORMATIVE * h * w:
+            return (0, 0), False
+        errs = {(cy + a, cx + b): _error(code_r, code_f, cy + a, cx + b) for a, b in _CANDIDATES}
+        low = min(errs.values())
+        tied = [c for c, e in errs.items() if e == low]
+        if len(tied) > 1:  # smooth content: every candidate differs only inside the exclusion band
+            tied.sort(key=lambda c: _tie_error(tb_r, tb_f, *c))
+        cy, cx = tied[0]
+    if (cy, cx) != (0, 0) and _error(code_r, code_f, cy, cx) > (1.0 - MIN_GAIN) * _error(code_r, code_f, 0, 0):
+        return (0, 0), False
+    return (cy, cx), True
+
+
+def default_clipping(grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dark, bright) bool masks of grey codes (..., H, W) at most ``CLIP_CODES[0]`` / at least ``CLIP_CODES[1]``."""
+    return grey <= CLIP_CODES[0], grey >= CLIP_CODES[1]
+
+
 def mtb_shifts(
     grey: torch.Tensor,
     reference: int,
     max_bits: int = MAX_BITS,
     exclude_range: float = EXCLUDE_RANGE,
-) -> torch.Tensor:
-    """Integer shifts that align each grey image to ``grey[reference]``.
+    clipped: tuple[torch.Tensor, torch.Tensor] | None = None,
+    return_informative: bool = False,
+):
+    """Integer shifts that align each grey image to ``grey[reference]`` (``mtb_shift_pair`` per frame).
 
     Args:
         grey: (N, H, W) grey codes in [0, 1].
         reference: index of the reference image.
         max_bits: pyramid levels; shifts up to ``2**max_bits - 1`` pixels.
         exclude_range: exclusion half-width in codes.
+        clipped: optional (dark, bright) bool (N, H, W) masks of clipped pixels; default
+            ``default_clipping(grey)``.
+        return_informative: also return an (N,) bool tensor, False where the bitmaps carried too
+            little information and the shift fell back to (0, 0) (True for the reference).
 
     Returns:
-        (N, 2) int64 ``(dy, dx)`` such that ``shift_image(frame_i, dy, dx)`` matches the reference.
+        (N, 2) int64 ``(dy, dx)`` such that ``shift_image(frame_i, dy, dx)`` matches the reference
+        (and the informative flags if asked).
     """
     if max_bits < 1:
         raise HdrkitError(f"max_bits must be >= 1, got {max_bits}")
-    n, h, w = grey.shape
-    levels = max(1, min(int(max_bits), int(torch.tensor(float(max(h, w))).log2()) - 1))
-    pyr = [grey.float()]
-    for _ in range(levels - 1):
-        pyr.append(F.avg_pool2d(pyr[-1][:, None], 2)[:, 0])
+    n = grey.shape[0]
+    dark, bright = default_clipping(grey) if clipped is None else clipped
     shifts = torch.zeros((n, 2), dtype=torch.int64)
-    for lvl in range(levels - 1, -1, -1):
-        shifts *= 2
-        codes, tb = _bitmap_codes(pyr[lvl], exclude_range)
-        for i in range(n):
-            if i == reference:
-                continue
-            cy, cx = int(shifts[i, 0]), int(shifts[i, 1])
-            errs = {(cy + a, cx + b): _error(codes[reference], codes[i], cy + a, cx + b) for a, b in _CANDIDATES}
-            low = min(errs.values())
-            tied = [c for c, e in errs.items() if e == low]
-            if len(tied) > 1:  # smooth content: every candidate differs only inside the exclusion band
-                tied.sort(key=lambda c: _tie_error(tb[reference], tb[i], *c))
-            shifts[i] = torch.tensor(tied[0])
-    return shifts
+    informative = torch.ones(n, dtype=torch.bool)
+    for i in range(n):
+        if i == reference:
+            continue
+        s, ok = mtb_shift_pair(grey[reference], grey[i], max_bits, exclude_range, (dark[reference], bright[reference]), (dark[i], bright[i]))
+        shifts[i] = torch.tensor(s)
+        informative[i] = ok
+    return (shifts, informative) if return_informative else shifts
 
 
 def align_mtb_ward2003(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from hdrkit.data.kalantari2017 import GT_NAMES, LDR_SUFFIXES, Scene
+from hdrkit.data.kalantari2017 import GT_NAMES, LDR_SUFFIXES, Scene, SceneFolders
 from hdrkit.errors import HdrkitError
 
 __all__ = [
@@ -101,7 +101,7 @@ def read_bracket_folder(folder: str | Path, load_hdr: bool = True) -> Scene:
     return Scene(d.name, br.ldr.float(), br.exposure_times.float(), gt, list(br.paths), reference=n // 2, hdr_path=gt_path)
 
 
-class BracketFolderDataset(torch.utils.data.Dataset):
+class BracketFolderDataset(SceneFolders):
     """Every sub-folder of ``root`` that holds at least two LDR frames, as ``Scene`` objects."""
 
     def __init__(self, root: str | Path, load_hdr: bool = True, cache: bool = False):
@@ -116,19 +116,8 @@ class BracketFolderDataset(torch.utils.data.Dataset):
         self.load_hdr = load_hdr
         self._cache: dict[int, Scene] | None = {} if cache else None
 
-    def __len__(self) -> int:
-        return len(self.dirs)
-
-    def __getitem__(self, i: int) -> Scene:
-        if not -len(self) <= i < len(self):
-            raise IndexError(i)
-        i %= len(self)
-        if self._cache is not None and i in self._cache:
-            return self._cache[i]
-        s = read_bracket_folder(self.dirs[i], self.load_hdr)
-        if self._cache is not None:
-            self._cache[i] = s
-        return s
+    def _read(self, i: int) -> Scene:
+        return read_bracket_folder(self.dirs[i], self.load_hdr)
 
 
 @dataclass

@@ -140,7 +140,35 @@ def read_kalantari_scene(folder: str | Path, name: str | None = None, load_hdr: 
                  hdr_path=gt_path, meta=meta)
 
 
-class KalantariDataset(torch.utils.data.Dataset):
+class SceneFolders(torch.utils.data.Dataset):
+    """Scenes stored one per folder (``self.dirs``), read on demand by ``_read(i)``, optionally cached."""
+
+    dirs: list[Path]
+    _cache: dict[int, Scene] | None
+
+    def _read(self, i: int) -> Scene:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.dirs)
+
+    def __getitem__(self, i: int) -> Scene:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        if self._cache is not None and i in self._cache:
+            return self._cache[i]
+        s = self._read(i)
+        if self._cache is not None:
+            self._cache[i] = s
+        return s
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+
+class KalantariDataset(SceneFolders):
     """The scenes of a Kalantari-layout dataset, read on access (optionally cached).
 
     Args:
@@ -171,23 +199,8 @@ class KalantariDataset(torch.utils.data.Dataset):
         self.load_hdr = load_hdr
         self._cache: dict[int, Scene] | None = {} if cache else None
 
-    def __len__(self) -> int:
-        return len(self.dirs)
-
-    def __getitem__(self, i: int) -> Scene:
-        if not -len(self) <= i < len(self):
-            raise IndexError(i)
-        i %= len(self)
-        if self._cache is not None and i in self._cache:
-            return self._cache[i]
-        s = read_kalantari_scene(self.dirs[i], self.names[i], self.load_hdr)
-        if self._cache is not None:
-            self._cache[i] = s
-        return s
-
-    def __iter__(self):
-        for i in range(len(self)):
-            yield self[i]
+    def _read(self, i: int) -> Scene:
+        return read_kalantari_scene(self.dirs[i], self.names[i], self.load_hdr)
 
 
 def _format_bias(b: float) -> str:
