@@ -97,10 +97,12 @@ class SRGBResponse(Response):
         return "SRGBResponse()"
 
 
-def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor, uniform: bool = False) -> torch.Tensor:
     """Piecewise-linear interpolation per colour channel, differentiable in ``x``.
 
     x: (..., C, H, W); xp, fp: (C, K) increasing in xp. Values outside are clamped to the ends.
+    ``uniform=True`` says every row of ``xp`` is ``linspace(0, 1, K)``: the segment index is then
+    computed directly instead of by binary search.
     """
     c = xp.shape[0]
     if x.shape[-3] != c and c != 1:
@@ -113,7 +115,17 @@ def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor
     if c == 1:
         xp, fp = xp.expand(shape[0], -1), fp.expand(shape[0], -1)
     flat = torch.maximum(torch.minimum(flat, xp[:, -1:]), xp[:, :1])
-    idx = torch.searchsorted(xp.contiguous(), flat.detach().contiguous(), right=True).clamp(1, xp.shape[1] - 1)
+    k = xp.shape[1]
+    if uniform:
+        # segment i covers [i, i+1] / (k-1): two table look-ups (value and slope) per sample
+        pos = flat * (k - 1)
+        i0 = pos.detach().long().clamp_(0, k - 2)
+        offsets = (torch.arange(flat.shape[0], device=x.device) * (k - 1)).view(-1, 1)
+        slope = fp.diff(dim=1)
+        idx = i0 + offsets
+        out = fp[:, :-1].reshape(-1).take(idx) + (pos - i0) * slope.reshape(-1).take(idx)
+        return out.reshape(shape).movedim(0, -3)
+    idx = torch.searchsorted(xp.contiguous(), flat.detach().contiguous(), right=True).clamp(1, k - 1)
     x0, x1 = xp.gather(1, idx - 1), xp.gather(1, idx)
     y0, y1 = fp.gather(1, idx - 1), fp.gather(1, idx)
     w = (flat - x0) / (x1 - x0).clamp_min(1e-12)
@@ -148,6 +160,7 @@ class TabulatedResponse(Response):
         k = table.shape[1]
         z = torch.linspace(0, 1, k, dtype=torch.float64) if codes is None else torch.as_tensor(codes, dtype=torch.float64)
         self.codes = z.expand(table.shape[0], k).contiguous()
+        self._uniform = codes is None
         self.inverse_table = table
         ramp = torch.linspace(0, 1e-9, k, dtype=torch.float64)
         self._strict = torch.cummax(table + ramp, dim=1).values
@@ -169,7 +182,7 @@ class TabulatedResponse(Response):
         return _interp(irradiance.clamp(0, 1), self._strict, self.codes)
 
     def inverse(self, codes):
-        return _interp(codes.clamp(0, 1), self.codes, self.inverse_table)
+        return _interp(codes.clamp(0, 1), self.codes, self.inverse_table, uniform=self._uniform)
 
     def __repr__(self):
         return f"TabulatedResponse(name={self.name!r}, channels={self.inverse_table.shape[0]}, samples={self.inverse_table.shape[1]})"
