@@ -3,7 +3,7 @@
 Frames are the Kalantari 2017 test scene 002 from ``$HDRKIT_DATA`` or ``../shared/data`` when
 present (shifted by known amounts; a 0.5 degree rotation is added to frame 0 for the homography),
 otherwise (or with ``--synthetic``) a synthetic bracket. Prints a table of median wall times (and whether each
-method recovered the known shifts). Usage: ``python benchmarks/bench_align.py [--repeats 5]``.
+method recovered the known shifts), and checks that the unshifted bracket stays unwarped. Usage: ``python benchmarks/bench_align.py [--repeats 5]``.
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ def synthetic(h: int, w: int) -> torch.Tensor:
     return torch.exp(2 * field).expand(1, 3, h, w) / torch.exp(2 * field).quantile(0.99)
 
 
-def load_bracket(margin: int = 16, synthetic_only: bool = False) -> tuple[torch.Tensor, str]:
-    """(3, 3, H, W) codes shifted by SHIFTS (frame_i[y, x] = ref[y + dy, x + dx])."""
+def load_bracket(margin: int = 16, synthetic_only: bool = False, shifts=SHIFTS) -> tuple[torch.Tensor, str]:
+    """(3, 3, H, W) codes shifted by ``shifts`` (frame_i[y, x] = ref[y + dy, x + dx])."""
     data = Path(os.environ.get("HDRKIT_DATA", ROOT.parent / "shared" / "data"))
     stack = data / "stacks" / "kalantari17_002"
     if (stack / "input_2_aligned.jpg").exists() and not synthetic_only:
         frames = []
-        for i, (dy, dx) in enumerate(SHIFTS):
+        for i, (dy, dx) in enumerate(shifts):
             bgr = cv2.imread(str(stack / f"input_{i + 1}_aligned.jpg"))
             rgb = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(2, 0, 1).float() / 255
             rgb = F.pad(rgb[None], (margin, margin, margin, margin), mode="replicate")[0]
@@ -53,7 +53,7 @@ def load_bracket(margin: int = 16, synthetic_only: bool = False) -> tuple[torch.
         return torch.stack(frames), "kalantari17_002 (JPEG, EV 0/3/6)"
     scene = synthetic(H + 2 * margin, W + 2 * margin)
     frames = []
-    for (dy, dx), t in zip(SHIFTS, TIMES):
+    for (dy, dx), t in zip(shifts, TIMES):
         crop = scene[0, :, margin + dy : margin + dy + H, margin + dx : margin + dx + W]
         frames.append((crop * t).clamp(0, 1).pow(1 / 2.2))
     return torch.stack(frames), "synthetic"
@@ -110,12 +110,19 @@ def main(argv=None) -> int:
 
     errs = [corner_err(hres.transforms[i].numpy(), truth[i]) for i in (0, 2)]
 
+    # the same frames without any motion (the unshifted source frames): alignment must stay the identity
+    static, _ = load_bracket(synthetic_only=args.synthetic, shifts=[(0, 0)] * len(SHIFTS))
+    t_s, sres = timed(lambda: align_homography(static, TIMES), max(1, args.repeats // 2))
+    moves = [corner_err(sres.transforms[i].numpy(), np.eye(3)) for i in range(n)]
+
     load = ", load average %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
     print(f"source: {source}, {n} x {w}x{h}, threads {args.threads}, repeats {args.repeats}{load}")
     print(f"{'method':<38} {'median s':>9} {'ratio':>7}  shifts ok")
     print(f"{'hdrkit align_mtb_ward2003':<38} {t_ours:9.3f} {t_ours / t_cv:7.2f}  {ok_ours} {res.info['shifts'].tolist()}")
     print(f"{'cv2.createAlignMTB().process':<38} {t_cv:9.3f} {1.0:7.2f}  {ok_cv} {cv_shifts}")
     print(f"{'hdrkit align_homography (ecc)':<38} {t_h:9.3f} {t_h / t_cv:7.2f}  corner error px {errs[0]:.2f}, {errs[1]:.2f}")
+    print(f"{'hdrkit align_homography, static':<38} {t_s:9.3f} {t_s / t_cv:7.2f}  corner move px {max(moves):.2f} "
+          f"(source frames unshifted), chose {sres.info['method']}")
     return 0
 
 

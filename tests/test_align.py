@@ -202,18 +202,100 @@ def test_homography_robust_to_moving_object(scene):
         assert corner_error(res.transforms[i].numpy(), np.linalg.inv(GS[i])) < 0.5
 
 
-def test_homography_falls_back_to_translation():
+def test_homography_without_information_keeps_identity():
     flat = torch.full((3, 3, 64, 64), 0.5)
     flat[1] = torch.rand(3, 64, 64)
     res = align_homography(flat, TIMES, reference=1)
-    assert res.info["method"][0] == "translation-fallback"
-    assert torch.equal(res.transforms[0][:2, :2], torch.eye(2, dtype=torch.float64))
+    assert res.info["method"][0] == "identity"
+    assert torch.equal(res.transforms[0], torch.eye(3, dtype=torch.float64))
 
 
-def test_homography_without_overlap_keeps_translation(scene):
+def test_homography_without_overlap_keeps_identity(scene):
+    """Frames 1 and 2 are entirely saturated: nothing can be aligned, so nothing moves."""
     ldr = shifted_bracket(scene, [(0, 0), (2, 2), (0, 0)], torch.tensor([1.0, 1e4, 1e8]))
     res = align_homography(ldr, torch.tensor([1.0, 1e4, 1e8]), GammaResponse(2.2))
-    assert res.info["method"] == ["translation-fallback", "reference", "translation-fallback"]
+    assert res.info["method"] == ["identity", "reference", "identity"]
+    assert torch.equal(res.transforms, torch.eye(3, dtype=torch.float64).repeat(3, 1, 1))
+
+
+# --- clipped frames: no spurious motion ----------------------------------------------------
+
+
+def corner_move(hm: torch.Tensor, size: int = S) -> float:
+    """Largest displacement of an image corner under ``hm`` (0 for the identity)."""
+    c = torch.tensor([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1.0]], dtype=torch.float64).T
+    p = hm.to(torch.float64) @ c
+    return float((p[:2] / p[2] - c[:2]).abs().max())
+
+
+@pytest.mark.parametrize("ratio", [64.0, 512.0])
+def test_static_bracket_with_clipped_frames_stays_identity(ratio):
+    """A tripod bracket whose long frame is mostly saturated (70 % / 97 %) and whose short frame is
+    mostly black (28 % / 74 %): the previous aligner returned MTB shifts of 15 and 63 px here."""
+    scene = procedural_scene(S, S, seed=0)
+    times = torch.tensor([1.0 / ratio, 1.0, ratio])
+    ldr = expose_each(scene.expand(3, -1, -1, -1), times)
+    assert (ldr[2] >= 0.98).any(0).float().mean() > 0.65 and (ldr[0] <= 0.02).all(0).float().mean() > 0.25
+    for res in (align_homography(ldr, times), align(ldr, times, method="mtb"), align_mtb_ward2003(ldr)):
+        assert max(corner_move(tf) for tf in res.transforms) < 0.5
+        assert res.info["method"] == ["identity", "reference", "identity"]
+        assert torch.equal(res.ldr, ldr)
+
+
+def test_shifts_recovered_despite_clipping():
+    """Same exposures as above (ratio 64) with real motion: the well-exposed overlap still constrains it."""
+    scene = procedural_scene(S + 2 * M, S + 2 * M, seed=0)
+    times = torch.tensor([1 / 64.0, 1.0, 64.0])
+    ldr = shifted_bracket(scene, [(-7, 12), (0, 0), (5, -3)], times)
+    res = align_mtb_ward2003(ldr, exposure_times=times)
+    assert res.info["shifts"].tolist() == [[-7, 12], [0, 0], [5, -3]]
+    assert res.info["method"] == ["translation", "reference", "translation"]
+    hres = align_homography(warped_bracket(scene, GS, times), times)
+    assert hres.info["method"] == ["homography", "reference", "homography"]
+    for i in (0, 2):
+        assert corner_error(hres.transforms[i].numpy(), np.linalg.inv(GS[i])) < 0.5
+
+
+def test_static_bracket_without_common_exposure_range_stays_identity():
+    """A response with a long toe (code 0.02 is already 14 % of full scale) leaves frames 8x apart
+    no common well-exposed radiance range: the rank-matched fallback must not invent motion (the
+    previous aligner shifted frame 2 by (7, -7) px here)."""
+    scene = procedural_scene(S, S, seed=0)
+    times, response = torch.tensor([1.0, 8.0, 64.0]), GammaResponse(0.5)
+    ldr = expose_each(scene.expand(3, -1, -1, -1), times, response)
+    res = align_homography(ldr, times, response)
+    assert res.info["method"] == ["identity", "reference", "identity"]
+    assert torch.equal(res.transforms, torch.eye(3, dtype=torch.float64).repeat(3, 1, 1))
+    assert align_mtb_ward2003(ldr).info["shifts"].abs().sum() == 0
+    # (the rank-matched path recovering real shifts: test_mtb_batched_sorted_reference_and_no_times)
+
+
+def test_mtb_pair_without_information_returns_zero(scene):
+    from hdrkit.align.mtb import mtb_shift_pair
+
+    ref = scene[0].mean(0)[M : M + S, M : M + S].clamp(0, 1)
+    saturated = torch.ones_like(ref)
+    saturated[:4, :4] = 0.5  # 16 unclipped pixels: too few
+    assert mtb_shift_pair(ref, saturated) == ((0, 0), False)
+    assert mtb_shift_pair(ref, torch.full_like(ref, 0.5)) == ((0, 0), False)  # flat: everything near the median
+    moved = torch.roll(ref, (3, -2), dims=(0, 1))
+    assert mtb_shift_pair(ref, moved) == ((-3, 2), True)
+
+
+def test_select_transform_prefers_identity_unless_clearly_better(scene):
+    from hdrkit.align.select import select_transform
+
+    ref = scene[0].mean(0)[M : M + S, M : M + S].clamp(0, 1).pow(1 / 2.2).numpy()
+    usable = np.ones_like(ref, dtype=bool)
+    eye, shift = np.eye(3), translation_homography(2, 1).numpy()
+    name, hm, costs = select_transform(ref, ref, [("identity", eye), ("translation", shift)], usable)
+    assert name == "identity" and costs["identity"] == 0.0 < costs["translation"]
+    moved = np.roll(ref, (-2, -1), axis=(0, 1))  # moved[y, x] = ref[y + 2, x + 1]: aligned(p) = moved(shift p) = ref(p)
+    name, hm, costs = select_transform(ref, moved, [("identity", eye), ("translation", shift)], usable)
+    assert name == "translation" and costs["translation"] < 0.5 * costs["identity"]
+    # no usable overlap: nothing can be verified, the first candidate is kept
+    name, _, costs = select_transform(ref, moved, [("identity", eye), ("translation", shift)], np.zeros_like(usable))
+    assert name == "identity" and costs == {}
 
 
 # --- dispatcher and errors -----------------------------------------------------------------

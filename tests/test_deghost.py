@@ -132,3 +132,28 @@ def test_gradcheck_float64():
     # masks and calibration gains are constants of the graph by design; calibration off so the
     # numerical derivative does not see the gains move
     assert torch.autograd.gradcheck(lambda x: merge_granados2013(x, t, calibrate=False), (ldr,), fast_mode=True)
+
+
+def test_code_path_and_opencv_filters_match_float_path():
+    scene = textured_scene(64, 96)
+    patch = torch.full((1, 3, 16, 16), 0.3)
+    ldr, t, _ = mover_bracket(scene, patch, [(4, 4), (20, 30), (30, 60)], [1.0, 4.0, 16.0], reference=1, bits=8)
+    codes = (ldr * 255).round().to(torch.uint8)
+    for calibrate in (False, True):
+        fast, m_fast = merge_granados2013(codes.float() / 255, t, calibrate=calibrate, return_masks=True)
+        slow, m_slow = merge_granados2013((codes.float() / 255).requires_grad_(), t, calibrate=calibrate, return_masks=True)
+        assert torch.equal(merge_granados2013(codes, t, calibrate=calibrate), fast)
+        assert (m_fast - m_slow).abs().max() < 1e-5 and m_fast.amax() > 0.9
+        assert torch.allclose(fast, slow.detach(), rtol=1e-4, atol=1e-7)
+
+
+def test_opencv_filters_equal_torch_filters():
+    from hdrkit.merge import deghost as D
+
+    x = torch.rand(2, 3, 23, 31, generator=torch.Generator().manual_seed(0))
+    with torch.enable_grad():
+        xg = x.clone().requires_grad_()  # autograd -> the torch implementations
+        ref = [D._blur(xg, 1.0), D._blur(xg, 2.0), D._maxf(xg, 3), D._maxf(xg, 9), D._minf(xg, 3)]
+    ours = [D._blur(x, 1.0), D._blur(x, 2.0), D._maxf(x, 3), D._maxf(x, 9), D._minf(x, 3)]
+    for a, b in zip(ours, ref):
+        assert (a - b.detach()).abs().max() < 1e-6

@@ -10,6 +10,7 @@ from hdrkit.camera.exposure import NoiseModel, expose
 from hdrkit.camera.response import GammaResponse, TabulatedResponse, load_dorf
 from hdrkit.errors import HdrkitError
 from hdrkit.merge import MERGE_METHODS, fuse_mertens2007, merge, merge_debevec1997, merge_robertson2003
+from hdrkit.merge.lut import as_code_indices
 from hdrkit.tonemap.mu_law import mu_law
 
 REF = Path(__file__).parent / "reference" / "opencv_merge.npz"
@@ -63,15 +64,59 @@ def test_robertson_matches_frozen_opencv():
     assert np.abs(ours[ok] / expected[ok] - 1).max() < 1e-4
 
 
+@pytest.mark.parametrize("bits", [8, 16])
 @pytest.mark.parametrize("weighting", ["noise_optimal", "hat", "gaussian", "opencv_hat"])
-def test_lut_path_equals_float_path(weighting):
-    hdr = smooth_scene()
-    t = torch.tensor([[1.0, 8.0, 64.0]])
-    ldr = expose(hdr, t, GammaResponse(2.2), NOISE, bits=8)
-    codes = (ldr * 255).round().to(torch.uint8)
-    a = merge_debevec1997(codes, t, weighting=weighting)
-    b = merge_debevec1997(codes.float() / 255, t, weighting=weighting)
+def test_lut_path_equals_float_path(weighting, bits):
+    hdr = torch.cat([smooth_scene(), smooth_scene(seed=1)])
+    hdr[0, :, :4, :4] = 1e3  # saturated in every frame -> shortest frame's value
+    hdr[1, :, :4, :4] = 1e-9  # dark in every frame -> longest frame's value
+    t = torch.tensor([[1.0, 8.0, 64.0], [0.5, 4.0, 2.0]])  # any order, per bracket
+    peak = 2**bits - 1
+    ldr = expose(hdr, t, GammaResponse(2.2), NOISE, bits=bits)
+    codes = (ldr * peak).round().to(torch.uint8 if bits == 8 else torch.int32)
+    grid = codes.float() / peak  # float codes on the grid, as read from files
+    a = merge_debevec1997(codes, t, weighting=weighting, bits=bits)
+    b = merge_debevec1997(grid.clone().requires_grad_(), t, weighting=weighting, bits=bits).detach()  # float path
     assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert torch.equal(merge_debevec1997(grid, t, weighting=weighting, bits=bits), a)  # grid detected: LUT path
+
+
+def test_robertson_lut_path_equals_float_path():
+    hdr = smooth_scene()
+    hdr[..., :4, :4] = 1e3
+    t = torch.tensor([[1.0, 8.0, 64.0]])
+    codes = (expose(hdr, t, GammaResponse(2.2), NOISE, bits=8) * 255).round().to(torch.uint8)
+    a = merge_robertson2003(codes, t)
+    b = merge_robertson2003((codes.float() / 255).requires_grad_(), t).detach()
+    assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert torch.equal(merge_robertson2003(codes.float() / 255, t), a)
+
+
+def test_code_grid_detection():
+    z = torch.randint(0, 256, (1, 2, 3, 5, 7)).float() / 255
+    z[0, 0, 0, 0, 0] = 1 / 255
+    assert torch.equal(as_code_indices(z, 8).long(), (z * 255).round().long())
+    assert as_code_indices(z, 8).dtype == torch.uint8
+    assert as_code_indices(z, 4) is None  # 1/255 is not on the 4-bit grid
+    assert torch.equal(as_code_indices(z, 16).long(), (z * 255).round().long() * 257)  # 65535 = 255 * 257
+    assert as_code_indices(z + 0.3 / 255, 8) is None  # off the grid: the float path is used
+    assert as_code_indices(z.double(), 8) is None and as_code_indices(z, None) is None
+    assert as_code_indices(z.clone().requires_grad_(), 8) is None
+    bad = z.clone()
+    bad[0, 0, 0, 0, 0] = float("nan")
+    assert as_code_indices(bad, 8) is None
+    assert as_code_indices(z * 2, 8) is None  # outside [0, 1]
+    k16 = torch.randint(0, 65536, (1, 2, 3, 4, 4))
+    assert torch.equal(as_code_indices(k16.float() / 65535, 16).long(), k16)
+
+
+def test_mertens_opencv_path_equals_torch_path():
+    g = torch.Generator().manual_seed(0)
+    for h, w in ((37, 50), (40, 64), (21, 9)):
+        x = torch.rand(1, 3, 3, h, w, generator=g)
+        fast = fuse_mertens2007(x)
+        slow = fuse_mertens2007(x.clone().requires_grad_()).detach()  # torch path (autograd)
+        assert (fast - slow).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("resp", [GammaResponse(2.2), "dorf"])

@@ -6,6 +6,11 @@ coordinates (``aligned_i(p) = frame_i(T_i p)``, pixel centres at integers). The 
 is the middle frame by exposure. Pixels with no source inside their own frame are filled with the
 reference re-exposed to that frame's exposure (``f(clip(f^-1(ref) * t_i / t_ref, 0, 1))``), so a
 merge sees consistent data without a mask; ``AlignResult.valid`` marks the genuine pixels.
+
+Every estimate must earn its place: frames are compared on a common exposure (or, without usable
+times, rank-matched), clipped pixels are ignored, and a translation or homography is kept only if it
+lowers a robust photometric cost of the identity by 5 % (``hdrkit.align.select``); otherwise the
+frame is left untouched. ``AlignResult.info['method']`` records per frame what was kept.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Homography alignment of hand-held brackets: MTB (or feature) initialization refined by robust ECC.
 
-Frames are compared on a common exposure: codes are linearized with the camera response
-(``f^-1(ldr) / t``, radiance), clipped to the radiance range that *both* frames expose well
-(codes in ``WELL_EXPOSED``, each channel clipped), converted to grey, normalized to that range and
-gamma-encoded (``COMPARE_GAMMA``). Once a first (Euclidean) estimate exists, the frame's image is
+Frames are compared on a common exposure (``hdrkit.align.common``): codes are linearized with the
+camera response (``f^-1(ldr) / t``, radiance), clipped to the radiance range that *both* frames
+expose well (codes in ``WELL_EXPOSED``, each channel clipped), converted to grey, normalized to that
+range and gamma-encoded (``COMPARE_GAMMA``). Once a first (Euclidean) estimate exists, the frame's image is
 mapped through the monotonic curve that best predicts the reference from it over their overlap
 (``match_photometry``), which absorbs any monotonic error of the assumed response: with a JPEG
 camera and the default gamma 2.2 the unmatched images differ by ~0.07 and the homography ECC
@@ -12,7 +12,9 @@ apart from noise and motion.
 
 Estimation, per frame (OpenCV does the numerical work):
 
-1. initialization: Ward's MTB translation (``method='ecc'``) or SIFT features matched with a
+1. initialization: Ward's MTB translation computed on the common-exposure images with clipped
+   pixels excluded (``mtb_shift_pair``; zero when the bitmaps carry too little information)
+   (``method='ecc'``) or SIFT features matched with a
    ratio test and ``cv2.findHomography`` RANSAC (``method='features'``; SIFT, or ORB where the
    OpenCV build lacks SIFT; falls back to MTB when too few inliers). AKAZE is not used because
    OpenCV 5 moved it out of the main package;
@@ -27,8 +29,16 @@ Estimation, per frame (OpenCV does the numerical work):
    longer than ``FINE_MAX_SIDE`` none (the estimate is scaled up);
 4. sanity checks (ECC converged, the 2x2 part has a determinant in [0.8, 1.25], no corner moved
    more than ``MAX_CORNER_MOVE`` of the longest side from the initialization, the correlation did
-   not drop below the initialization's); on failure the frame keeps the RANSAC homography (for
-   ``'features'``, when plausible) or else the MTB translation.
+   not drop below the initialization's); on failure the RANSAC homography (for ``'features'``,
+   when plausible) takes its place;
+5. model selection (``hdrkit.align.select``): the identity, the MTB translation and the refined
+   estimate compete on a trimmed photometric cost over the reference's well-exposed pixels; an
+   estimate replaces the identity only if it lowers that cost by ``MIN_GAIN`` (5 %). When fewer
+   than ``MIN_WELL_EXPOSED_OVERLAP`` of the pixels are well exposed in both frames no refinement
+   is attempted (translation or identity only), and below ``HOMOGRAPHY_MIN_OVERLAP`` the ECC
+   refinement fits a sub-pixel translation instead of 8 parameters. A static bracket whose long
+   frame is almost all saturated therefore stays exactly unwarped (it used to get MTB shifts of
+   tens of pixels, fitted to the few unsaturated pixels).
 
 Direction: a returned homography ``T`` maps *reference* pixel coordinates to *frame* pixel
 coordinates, ``aligned(p) = frame(T p)`` (pixel centres at integers, ``(x, y, 1)``), i.e. the
@@ -48,18 +58,22 @@ import cv2
 import numpy as np
 import torch
 
-from hdrkit.align.mtb import _grey, mtb_shifts
+from hdrkit.align.common import COMPARE_GAMMA, WELL_EXPOSED, common_exposure_pair, rank_matched_pair
+from hdrkit.align.mtb import mtb_shift_pair
+from hdrkit.align.select import select_transform
 from hdrkit.align.warp import AlignResult, apply_transforms, as_bracket, check_reference, default_reference
 from hdrkit.camera.response import GammaResponse, Response
 from hdrkit.errors import HdrkitError
 
-__all__ = ["align_homography", "estimate_homography", "common_exposure_pair", "match_photometry", "WELL_EXPOSED", "COMPARE_GAMMA"]
-
-WELL_EXPOSED = (0.02, 0.98)
-"""Codes considered well exposed when building the common-exposure comparison images."""
-
-COMPARE_GAMMA = 2.2
-"""Display gamma applied to the common-exposure radiance before comparison."""
+__all__ = [
+    "align_homography",
+    "estimate_homography",
+    "common_exposure_pair",
+    "match_photometry",
+    "WELL_EXPOSED",
+    "COMPARE_GAMMA",
+    "MIN_WELL_EXPOSED_OVERLAP",
+]
 
 PHOTOMETRIC_BINS = 128
 """Bins of the frame -> reference curve that absorbs the error of an assumed (e.g. gamma) response."""
@@ -84,34 +98,26 @@ MAX_CORNER_MOVE = 0.05
 """Sanity bound: the refined homography may move an image corner by at most this fraction of the
 longest side away from its initialization (the MTB translation already absorbed large shifts)."""
 
+MIN_WELL_EXPOSED_OVERLAP = 0.05
+"""A homography is only fitted when at least this fraction of the pixels is well exposed in both the
+frame and the reference (after exposure equalization), on every pyramid level; else the frame gets
+the MTB translation or the identity."""
+
+MASK_CLIPPED = False
+"""Also pass the reference's clipped pixels to ECC as a template mask. Off: on the hand-held
+``pingpong`` stack the masked coarse Euclidean levels drifted to a 3 degree rotation, while the
+clipped regions (flat in both common-exposure images) do no harm unmasked."""
+
+HOMOGRAPHY_MIN_OVERLAP = 0.15
+"""Below this well-exposed overlap fraction the ECC refinement fits a sub-pixel translation instead
+of a homography: a narrow band of texture (a horizon under a saturated sky) leaves the 8 parameters
+unconstrained away from it, while the photometric cost cannot tell the difference."""
+
 FINE_MAX_SIDE = 1024
 """Levels with a longer side than this are skipped (their homography is the scaled-up coarser one):
 at 1500x1000 one ECC iteration costs ~0.1 s, and the half-resolution estimate is already sub-pixel."""
 
 _METHODS = ("ecc", "features")
-
-
-def common_exposure_pair(
-    frame: torch.Tensor, ref: torch.Tensor, t_frame: float, t_ref: float, response: Response
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Grey float32 images of ``frame`` and ``ref`` (each (3, H, W) codes) on a common exposure.
-
-    Returns (frame_img, ref_img) in [0, 1], or None when the well-exposed radiance ranges of the
-    two frames do not overlap.
-    """
-    codes = torch.tensor(WELL_EXPOSED, dtype=torch.float64).view(2, 1, 1, 1).expand(2, 3, 1, 1)
-    lin = response.inverse(codes).mean(dim=(1, 2, 3))
-    lo = float(lin[0]) / min(t_frame, t_ref)
-    hi = float(lin[1]) / max(t_frame, t_ref)
-    if not hi > lo * 1.5:
-        return None
-    out = []
-    for img, t in ((frame, t_frame), (ref, t_ref)):
-        # clip each channel (not the grey) so channels saturated in one frame are clipped in both
-        rad = (response.inverse(img.detach().float()) / t).clamp(lo, hi)
-        g = _grey(rad[None])[0] / hi
-        out.append(g.pow(1.0 / COMPARE_GAMMA).cpu().numpy())
-    return out[0], out[1]
 
 
 def match_photometry(ref: np.ndarray, img: np.ndarray, hm: np.ndarray, apply_to: np.ndarray | None = None) -> np.ndarray:
@@ -248,6 +254,8 @@ def estimate_homography(
     iterations: int = 100,
     fine_iterations: int = FINE_ITERATIONS,
     coarse: bool = True,
+    usable: np.ndarray | None = None,
+    translation_only: bool = False,
 ) -> tuple[np.ndarray, bool]:
     """Refine ``init`` (reference -> frame) with pyramid ECC plus motion-masked passes.
 
@@ -266,6 +274,12 @@ def estimate_homography(
         fine_iterations: ECC iterations per level finer than ``WORK_SIDE``.
         coarse: run the Euclidean coarse levels (skip them when ``init`` is already accurate,
             e.g. from features).
+        usable: optional (H, W) bool, reference pixels that are well exposed. A level where fewer
+            than ``MIN_WELL_EXPOSED_OVERLAP`` of the pixels are usable makes the estimate fail; with
+            ``MASK_CLIPPED`` ECC also uses only those pixels (template mask on every level).
+        translation_only: fit a sub-pixel translation (``MOTION_TRANSLATION``) on every level
+            instead: the model for frames whose usable overlap is too small or too concentrated to
+            constrain 8 parameters.
 
     Returns:
         (homography, ok): ok is False when ECC failed or the result failed the sanity checks, in
@@ -280,11 +294,25 @@ def estimate_homography(
         pr.append(cv2.pyrDown(pr[-1]))
         pi.append(cv2.pyrDown(pi[-1]))
     work = next(lvl for lvl in range(levels) if max(pr[lvl].shape) <= WORK_SIDE or lvl == levels - 1)
+    um = [None] * levels
+    if usable is not None and not usable.all():
+        for lvl in range(levels):
+            m = cv2.resize(usable.astype(np.uint8), pr[lvl].shape[::-1], interpolation=cv2.INTER_NEAREST)
+            if m.mean() < MIN_WELL_EXPOSED_OVERLAP:
+                return init, False
+            um[lvl] = m * 255 if MASK_CLIPPED else None
+
+    motion = cv2.MOTION_TRANSLATION if translation_only else cv2.MOTION_HOMOGRAPHY
+    coarse_motion = cv2.MOTION_TRANSLATION if translation_only else cv2.MOTION_EUCLIDEAN
+
+    def both(a, b):
+        return a if b is None else b if a is None else np.minimum(a, b)
+
     try:
         if coarse:
             hm = _scale(init, 0.5 ** (levels - 1))
             for lvl in range(levels - 1, work - 1, -1):
-                _, hm = _ecc(pr[lvl], pi[lvl], hm, None, iterations, cv2.MOTION_EUCLIDEAN)
+                _, hm = _ecc(pr[lvl], pi[lvl], hm, um[lvl], iterations, coarse_motion)
                 if lvl > work:
                     hm = _scale(hm, 2.0)
         else:
@@ -299,15 +327,15 @@ def estimate_homography(
             if m.mean() < 255 * 0.3:
                 break
             mask = m
-            _, hm = _ecc(pr[work], pi[work], hm, mask, iterations)
+            _, hm = _ecc(pr[work], pi[work], hm, both(mask, um[work]), iterations, motion)
         if mask is None:
-            _, hm = _ecc(pr[work], pi[work], hm, None, iterations)
+            _, hm = _ecc(pr[work], pi[work], hm, um[work], iterations, motion)
         for lvl in range(work - 1, -1, -1):
             hm = _scale(hm, 2.0)
             if max(pr[lvl].shape) > FINE_MAX_SIDE:
                 continue
             lm = None if mask is None else cv2.resize(mask, pr[lvl].shape[::-1], interpolation=cv2.INTER_NEAREST)
-            _, hm = _ecc(pr[lvl], pi[lvl], hm, lm, fine_iterations)
+            _, hm = _ecc(pr[lvl], pi[lvl], hm, both(lm, um[lvl]), fine_iterations, motion)
     except cv2.error:
         return init, False
     if not np.isfinite(hm).all():
@@ -317,6 +345,48 @@ def estimate_homography(
     if _correlation(ref, pi[0], hm) + 1e-3 < _correlation(ref, pi[0], init):
         return init, False
     return hm, True
+
+
+def _translation(dy: float, dx: float) -> np.ndarray:
+    return np.array([[1, 0, -dx], [0, 1, -dy], [0, 0, 1]], dtype=np.float64)
+
+
+def _align_frame(
+    frame: torch.Tensor, ref: torch.Tensor, t_frame: float, t_ref: float, response: Response, method: str, max_bits: int, iterations: int
+) -> tuple[np.ndarray, str]:
+    """(reference -> frame homography, 'identity' | 'translation' | 'homography' | 'features-ransac') for one frame."""
+    eye = np.eye(3)
+    pair = common_exposure_pair(frame, ref, t_frame, t_ref, response, with_clipping=True)
+    if pair is None:  # no common radiance range: rank-matched grey codes, translation at most
+        img, refi, clip_f, clip_r = rank_matched_pair(frame, ref)
+        (dy, dx), ok = mtb_shift_pair(torch.from_numpy(refi), torch.from_numpy(img), max_bits, clipped_ref=clip_r, clipped_frame=clip_f)
+        if not ok or (dy, dx) == (0, 0):
+            return eye, "identity"
+        usable_r = ~(clip_r[0] | clip_r[1]).numpy()
+        name, hm, _ = select_transform(refi, img, [("identity", eye), ("translation", _translation(dy, dx))], usable_r)
+        return hm, name
+    img, refi, clip_f, clip_r = pair
+    (dy, dx), ok = mtb_shift_pair(torch.from_numpy(refi), torch.from_numpy(img), max_bits, clipped_ref=clip_r, clipped_frame=clip_f)
+    translation = _translation(dy, dx)
+    usable_r = ~(clip_r[0] | clip_r[1]).numpy()
+    usable_f = ~(clip_f[0] | clip_f[1]).numpy()
+    candidates = [("identity", eye)]
+    if ok and (dy, dx) != (0, 0):
+        candidates.append(("translation", translation))
+    overlap = float((usable_r & usable_f).mean())
+    if overlap >= MIN_WELL_EXPOSED_OVERLAP:
+        general = overlap >= HOMOGRAPHY_MIN_OVERLAP
+        feat = _features_init(refi, img) if method == "features" and general else None
+        if feat is not None and not _plausible(feat, translation, refi.shape):
+            feat = None
+        est, good = estimate_homography(refi, img, translation if feat is None else feat, iterations=iterations, coarse=feat is None,
+                                        usable=usable_r, translation_only=not general)
+        if good:
+            candidates.append(("homography" if general else "translation", est))
+        elif feat is not None:
+            candidates.append(("features-ransac", feat))
+    name, hm, _ = select_transform(refi, img, candidates, usable_r)
+    return hm, name
 
 
 def align_homography(
@@ -343,8 +413,10 @@ def align_homography(
 
     Returns:
         ``AlignResult``; ``transforms`` map reference pixel coordinates to frame pixel coordinates.
-        ``info['method']`` lists per frame 'reference', 'homography', 'features-ransac' (ECC
-        failed, the plausible RANSAC homography is kept) or 'translation-fallback' (MTB shift).
+        ``info['method']`` lists per frame what was kept: 'reference', 'identity' (nothing
+        verifiably better, or too little well-exposed overlap), 'translation' (MTB shift or
+        sub-pixel ECC translation), 'homography', or 'features-ransac' (ECC failed, the plausible
+        RANSAC homography won).
         Pixels whose source lies outside their frame are filled with the reference re-exposed
         to that frame's exposure; ``valid`` marks the others.
     """
@@ -360,26 +432,12 @@ def align_homography(
     for bi in range(b):
         r = check_reference(reference, n)
         r = default_reference(x[bi], t[bi]) if r is None else r
-        shifts = mtb_shifts(_grey(x[bi].detach()), r, max_bits)
         note = []
         for i in range(n):
             if i == r:
                 note.append("reference")
                 continue
-            dy, dx = float(shifts[i, 0]), float(shifts[i, 1])
-            translation = np.array([[1, 0, -dx], [0, 1, -dy], [0, 0, 1]], dtype=np.float64)
-            pair = common_exposure_pair(x[bi, i], x[bi, r], float(t[bi, i]), float(t[bi, r]), response)
-            hm, status = translation, "translation-fallback"
-            if pair is not None:
-                img, ref = pair
-                feat = _features_init(ref, img) if method == "features" else None
-                if feat is not None and not _plausible(feat, translation, ref.shape):
-                    feat = None
-                est, ok = estimate_homography(ref, img, translation if feat is None else feat, iterations=iterations, coarse=feat is None)
-                if ok:
-                    hm, status = est, "homography"
-                elif feat is not None:
-                    hm, status = feat, "features-ransac"
+            hm, status = _align_frame(x[bi, i], x[bi, r], float(t[bi, i]), float(t[bi, r]), response, method, max_bits, iterations)
             transforms[bi, i] = torch.from_numpy(hm)
             note.append(status)
         refs.append(r)

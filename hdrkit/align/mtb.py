@@ -15,6 +15,17 @@ the pyramid averages 2x2 blocks (Ward) rather than OpenCV's Gaussian ``pyrDown``
 on smooth content, where a 1 px move only changes pixels inside the exclusion band) are broken by
 the disagreement of the plain threshold bitmaps, then in favour of the unchanged shift.
 
+Robustness to clipped frames (a static bracket whose long exposure is 97 % saturated used to get a
+63 px shift): clipped pixels (``CLIP_CODES``, or the clipping masks of the common-exposure images
+when exposure times are known) join the exclusion bitmap; the threshold moves from the median to the
+middle of the percentile range neither image clips; the error is the disagreement *rate* over the
+pixels both bitmaps keep (a raw count favours shifts that slide excluded regions over content, and
+on tiny coarse levels shifts that shrink the overlap); and the shift is (0, 0) when the bitmaps keep
+too few pixels (``MIN_UNCLIPPED``, ``MIN_INFORMATIVE``) or the best shift does not beat the zero
+shift by ``MIN_GAIN``. With exposure times, ``align_mtb_ward2003`` compares frames on a common
+exposure (``hdrkit.align.common``) and keeps a shift only if it also lowers the photometric cost of
+``hdrkit.align.select`` by 5 %.
+
 Reference:
     G. Ward, "Fast, robust image registration for compositing high dynamic range photographs
     from hand-held exposures", Journal of Graphics Tools 8(2), 2003.
@@ -22,9 +33,14 @@ Reference:
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hdrkit.align.common import common_exposure_pair, rank_matched_pair
+from hdrkit.align.select import select_transform
 from hdrkit.align.warp import (
     AlignResult,
     apply_transforms,
@@ -33,10 +49,20 @@ from hdrkit.align.warp import (
     default_reference,
     translation_homography,
 )
-from hdrkit.camera.response import Response
+from hdrkit.camera.response import GammaResponse, Response
 from hdrkit.errors import HdrkitError
 
-__all__ = ["align_mtb_ward2003", "mtb_shifts", "median_threshold_bitmaps", "WARD_GREY", "MAX_BITS", "EXCLUDE_RANGE"]
+__all__ = [
+    "align_mtb_ward2003",
+    "mtb_shifts",
+    "mtb_shift_pair",
+    "median_threshold_bitmaps",
+    "rgb_clipping",
+    "WARD_GREY",
+    "MAX_BITS",
+    "EXCLUDE_RANGE",
+    "CLIP_CODES",
+]
 
 WARD_GREY = (54.0 / 256.0, 183.0 / 256.0, 19.0 / 256.0)
 """Ward 2003's integer grey conversion ``(54 R + 183 G + 19 B) / 256``."""
@@ -47,7 +73,33 @@ MAX_BITS = 6
 EXCLUDE_RANGE = 4.0 / 255.0
 """Half-width of the exclusion band around the median, in codes (Ward: 4 of 255)."""
 
+CLIP_CODES = (0.02, 0.98)
+"""Grey codes at or below / at or above which a pixel counts as clipped (black / saturated) and is
+added to the exclusion bitmap (``rgb_clipping`` uses them per channel)."""
+
+MIN_UNCLIPPED = 0.05
+"""Minimum share of the percentile range left unclipped by both images for the bitmaps to be used."""
+
+MIN_INFORMATIVE = 0.01
+"""Minimum share of the pixels kept by both exclusion bitmaps (full resolution)."""
+
+MIN_GAIN = 0.1
+"""A non-zero shift must lower the bitmap disagreement of the zero shift by this share (full resolution)."""
+
+MIN_COARSE_SIDE = 8
+"""The coarsest pyramid level keeps its shorter side at least this long; when that caps the number of
+levels below ``max_bits``, the shift range ``max_bits`` asks for is kept by searching a wider window
+exhaustively on the coarsest level. (16 was tried: exhaustive windows on 16x16 bitmaps found spurious
+minima more often than Ward's one-pixel steps from 8x8.)"""
+
 _CANDIDATES = [(0, 0)] + [(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)]
+
+
+def rgb_clipping(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dark, bright) bool (N, H, W) masks of (N, 3, H, W) codes: every channel at most
+    ``CLIP_CODES[0]`` / any channel at least ``CLIP_CODES[1]`` (a clipped channel makes the grey
+    value inconsistent between exposures)."""
+    return (frames <= CLIP_CODES[0]).all(1), (frames >= CLIP_CODES[1]).any(1)
 
 
 def _grey(frames: torch.Tensor) -> torch.Tensor:
@@ -96,6 +148,22 @@ def _error(code_r: torch.Tensor, code_f: torch.Tensor, dy: int, dx: int) -> int:
         return h * w + 1
     (yd, ys), (xd, xs) = _slices(h, dy), _slices(w, dx)
     return int((code_r[yd, xd] * code_f[ys, xs] == 2).sum())
+
+
+def _rate(code_r: torch.Tensor, code_f: torch.Tensor, dy: int, dx: int) -> float:
+    """Share of the pixels kept by both exclusion bitmaps (over the overlap) where the bitmaps disagree.
+
+    Ward counts disagreements; once clipped regions are excluded too, a raw count favours shifts
+    that move one image's excluded region over the other's content (fewer pixels compared), and on
+    small coarse levels shifts that shrink the overlap, so the count is normalized.
+    """
+    h, w = code_r.shape
+    if abs(dy) >= h or abs(dx) >= w:
+        return 1.0
+    (yd, ys), (xd, xs) = _slices(h, dy), _slices(w, dx)
+    prod = code_r[yd, xd] * code_f[ys, xs]
+    kept = int((prod > 0).sum())
+    return int((prod == 2).sum()) / kept if kept >= 16 else 1.0
 
 
 def _tie_error(tb_r: torch.Tensor, tb_f: torch.Tensor, dy: int, dx: int) -> float:
@@ -160,7 +228,9 @@ def mtb_shift_pair(
     if hi - lo < MIN_UNCLIPPED:
         return (0, 0), False
     p = min(max(0.5, lo + (hi - lo) / 4), hi - (hi - lo) / 4)
-    levels = max(1, min(int(max_bits), int(torch.tensor(float(max(h, w))).log2()) - 1))
+    levels = max(1, min(int(max_bits), int(math.log2(max(min(h, w), 1) / MIN_COARSE_SIDE)) + 1))
+    radius = max(1, (2 ** int(max_bits) - 1) >> (levels - 1))  # exhaustive search radius on the coarsest level
+    coarse = sorted(((a, b) for a in range(-radius, radius + 1) for b in range(-radius, radius + 1)), key=lambda c: abs(c[0]) + abs(c[1]))
     pyr = [(ref.float(), frame.float(), ~(clipped_ref[0] | clipped_ref[1]), ~(clipped_frame[0] | clipped_frame[1]))]
     for _ in range(levels - 1):
         r, f, ur, uf = pyr[-1]
@@ -174,13 +244,14 @@ def mtb_shift_pair(
         code_f, tb_f = _percentile_codes((f.clamp(0, 1) * 255).round().to(torch.uint8), p, exclude, uf)
         if lvl == 0 and int(((code_r > 0) & (code_f > 0)).sum()) < MIN_INFORMATIVE * h * w:
             return (0, 0), False
-        errs = {(cy + a, cx + b): _error(code_r, code_f, cy + a, cx + b) for a, b in _CANDIDATES}
+        cands = coarse if lvl == levels - 1 else _CANDIDATES
+        errs = {(cy + a, cx + b): _rate(code_r, code_f, cy + a, cx + b) for a, b in cands}
         low = min(errs.values())
         tied = [c for c, e in errs.items() if e == low]
         if len(tied) > 1:  # smooth content: every candidate differs only inside the exclusion band
             tied.sort(key=lambda c: _tie_error(tb_r, tb_f, *c))
         cy, cx = tied[0]
-    if (cy, cx) != (0, 0) and _error(code_r, code_f, cy, cx) > (1.0 - MIN_GAIN) * _error(code_r, code_f, 0, 0):
+    if (cy, cx) != (0, 0) and _rate(code_r, code_f, cy, cx) > (1.0 - MIN_GAIN) * _rate(code_r, code_f, 0, 0):
         return (0, 0), False
     return (cy, cx), True
 
@@ -229,6 +300,31 @@ def mtb_shifts(
     return (shifts, informative) if return_informative else shifts
 
 
+def _frame_shifts(frames, times, r, max_bits, exclude_range, response):
+    """(N, 2) shifts and per-frame notes ('reference', 'identity', 'translation') for one bracket."""
+    n = frames.shape[0]
+    shifts = torch.zeros((n, 2), dtype=torch.int64)
+    notes = ["reference" if i == r else "identity" for i in range(n)]
+    for i in range(n):
+        if i == r:
+            continue
+        pair = None
+        if times is not None:
+            pair = common_exposure_pair(frames[i], frames[r], float(times[i]), float(times[r]), response or GammaResponse(2.2),
+                                        with_clipping=True)
+        if pair is None:  # no times or no common radiance range: Ward's invariance to monotonic changes
+            pair = rank_matched_pair(frames[i], frames[r])
+        img, ref, clip_f, clip_r = pair
+        (dy, dx), ok = mtb_shift_pair(torch.from_numpy(ref), torch.from_numpy(img), max_bits, exclude_range, clip_r, clip_f)
+        if ok and (dy, dx) != (0, 0):  # keep the shift only if it clearly beats the identity
+            cand = [("identity", np.eye(3)), ("translation", translation_homography(dy, dx).numpy())]
+            ok = select_transform(ref, img, cand, ~(clip_r[0] | clip_r[1]).numpy())[0] == "translation"
+        if ok and (dy, dx) != (0, 0):
+            shifts[i] = torch.tensor([dy, dx])
+            notes[i] = "translation"
+    return shifts, notes
+
+
 def align_mtb_ward2003(
     ldr: torch.Tensor,
     reference: int | None = None,
@@ -246,28 +342,31 @@ def align_mtb_ward2003(
             of the frames sorted by ``exposure_times``, or by mean code when times are not given).
         max_bits: pyramid levels (largest shift ``2**max_bits - 1`` px).
         exclude_range: exclusion band half-width around the median, in codes.
-        exposure_times: optional (N,) or (B, N) linear times, used only to order the frames and to
-            re-expose the reference into uncovered border pixels (estimated from the overlap if absent).
-        response: camera response for that fill; default gamma 2.2.
+        exposure_times: optional (N,) or (B, N) linear times: order the frames, put each pair on a
+            common exposure for the bitmaps (see the module docstring), and re-expose the reference
+            into uncovered border pixels (ratio estimated from the overlap if absent).
+        response: camera response for those; default gamma 2.2.
 
     Returns:
         ``AlignResult`` with ``transforms`` pure translations (``T = [[1, 0, -dx], [0, 1, -dy], [0, 0, 1]]``)
         and ``info['shifts']``: (N, 2) or (B, N, 2) int64 ``(dy, dx)`` applied to each frame
-        (``aligned[y, x] = frame[y - dy, x - dx]``).
+        (``aligned[y, x] = frame[y - dy, x - dx]``); ``info['method']`` per frame 'reference',
+        'identity' (no informative or no verified shift) or 'translation'.
     """
     x, t, batched = as_bracket(ldr, exposure_times)
     b, n = x.shape[:2]
-    refs, shifts, transforms = [], [], torch.zeros((b, n, 3, 3), dtype=torch.float64)
+    refs, shifts, notes, transforms = [], [], [], torch.zeros((b, n, 3, 3), dtype=torch.float64)
     for bi in range(b):
         r = check_reference(reference, n)
         r = default_reference(x[bi], None if t is None else t[bi]) if r is None else r
-        s = mtb_shifts(_grey(x[bi].detach()), r, max_bits, exclude_range)
+        s, note = _frame_shifts(x[bi].detach(), None if t is None else t[bi], r, max_bits, exclude_range, response)
         for i in range(n):
             transforms[bi, i] = translation_homography(int(s[i, 0]), int(s[i, 1]))
         refs.append(r)
         shifts.append(s)
+        notes.append(note)
     aligned, valid = apply_transforms(x, transforms, refs, t, response)
     shifts_t = torch.stack(shifts)
     if not batched:
-        return AlignResult(aligned[0], transforms[0], valid[0], refs[0], {"shifts": shifts_t[0], "method": ["mtb"] * n})
-    return AlignResult(aligned, transforms, valid, refs, {"shifts": shifts_t, "method": [["mtb"] * n for _ in range(b)]})
+        return AlignResult(aligned[0], transforms[0], valid[0], refs[0], {"shifts": shifts_t[0], "method": notes[0]})
+    return AlignResult(aligned, transforms, valid, refs, {"shifts": shifts_t, "method": notes})

@@ -27,6 +27,8 @@ References:
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -34,6 +36,7 @@ from hdrkit.camera.exposure import NoiseModel
 from hdrkit.camera.response import GammaResponse, Response
 from hdrkit.merge import weights as W
 from hdrkit.merge.debevec1997 import prepare_bracket, weighted_mean
+from hdrkit.merge.lut import as_code_indices, channel_max, gather
 
 __all__ = ["merge_granados2013", "merge_deghost", "ghost_masks_granados2013", "calibrate_to_reference", "DEFAULT_THRESHOLD", "DEFAULT_TOLERANCE"]
 
@@ -60,9 +63,29 @@ def _gauss1d(sigma: float, dtype, device) -> torch.Tensor:
     return k / k.sum()
 
 
+def _cv_ok(img: torch.Tensor) -> bool:
+    """Whether ``img`` can go through OpenCV: a CPU float tensor outside autograd."""
+    return img.device.type == "cpu" and img.dtype in (torch.float32, torch.float64) and not (img.requires_grad and torch.is_grad_enabled())
+
+
+def _cv_planes(img: torch.Tensor, fn) -> torch.Tensor:
+    """Apply ``fn(src_plane, dst_plane)`` (2-D numpy) to every (H, W) plane of ``img``."""
+    src = img.detach().contiguous()
+    out = torch.empty_like(src)
+    h, w = src.shape[-2:]
+    for a, b in zip(src.view(-1, h, w).numpy(), out.view(-1, h, w).numpy()):
+        fn(a, b)
+    return out
+
+
 def _blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (M, C, H, W) with replicate padding (shifted sums, no conv)."""
-    k = _gauss1d(sigma, img.dtype, img.device).tolist()
+    """Separable Gaussian blur of (M, C, H, W) with replicate padding (shifted sums, or
+    ``cv2.sepFilter2D`` outside autograd)."""
+    k = _gauss1d(sigma, img.dtype, img.device)
+    if _cv_ok(img):
+        kn = k.numpy()
+        return _cv_planes(img, lambda a, b: cv2.sepFilter2D(a, -1, kn, kn, dst=b, borderType=cv2.BORDER_REPLICATE))
+    k = k.tolist()
     r = len(k) // 2
     for dim, pad in ((-1, (r, r, 0, 0)), (-2, (0, 0, r, r))):
         n = img.shape[dim]
@@ -83,18 +106,32 @@ def _valid_blur(radiance: torch.Tensor, valid: torch.Tensor, sigma: float) -> to
     return torch.where(den > 0.5, num / den.clamp_min(1e-6), radiance)
 
 
+def _valid_blur_pair(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor, sigma: float):
+    """``_valid_blur`` of two images over the same mask (its blur computed once)."""
+    valid = valid.to(a.dtype)
+    den = _blur(valid, sigma)
+    keep, den = den > 0.5, den.clamp_min(1e-6)
+    return tuple(torch.where(keep, _blur(x * valid, sigma) / den, x) for x in (a, b))
+
+
 def _well_exposed(ldr: torch.Tensor) -> torch.Tensor:
     return (ldr > W.DARK_CODE + W.DARK_RAMP) & (ldr < W.SATURATION_CODE - W.SATURATION_RAMP)
 
 
 def _maxf(img: torch.Tensor, size: int = 3) -> torch.Tensor:
     """Max filter over a size x size window (separable: max rows, then columns)."""
+    if _cv_ok(img):
+        kern = np.ones((size, size), np.uint8)
+        return _cv_planes(img, lambda a, b: cv2.dilate(a, kern, dst=b))  # borders ignored
     r = size // 2
     img = F.max_pool2d(img, (1, size), stride=1, padding=(0, r))
     return F.max_pool2d(img, (size, 1), stride=1, padding=(r, 0))
 
 
 def _minf(img: torch.Tensor, size: int = 3) -> torch.Tensor:
+    if _cv_ok(img):
+        kern = np.ones((size, size), np.uint8)
+        return _cv_planes(img, lambda a, b: cv2.erode(a, kern, dst=b))
     return -_maxf(-img, size)
 
 
@@ -150,6 +187,9 @@ def _apply_log_correction(lx: torch.Tensor, knots: torch.Tensor, vals: torch.Ten
     """Evaluate the correction at log radiance ``lx`` (piecewise linear, flat beyond the knots)."""
     if knots.numel() == 1:
         return vals.expand_as(lx)
+    if _cv_ok(lx):  # the same interpolation by numpy (knots are strictly increasing)
+        y = np.interp(lx.detach().reshape(-1).numpy(), knots.numpy(), vals.numpy())
+        return torch.from_numpy(y).to(lx.dtype).view(lx.shape)
     lc = lx.clamp(knots[0], knots[-1])
     j = torch.bucketize(lc, knots).clamp(1, knots.numel() - 1)
     k0, k1, v0, v1 = knots[j - 1], knots[j], vals[j - 1], vals[j]
@@ -182,10 +222,10 @@ def calibrate_to_reference(ldr: torch.Tensor, radiance: torch.Tensor, reference:
         for i in range(n):
             if i == r:
                 continue
-            pair = (ok_r & _well_exposed(ldr[b, i])).all(0, keepdim=True).expand(3, -1, -1)
-            xb = _valid_blur(radiance[b, [i, r]], pair[None], BLUR_SIGMA)
+            pair = (ok_r & _well_exposed(ldr[b, i])).all(0, keepdim=True)
+            xb = _valid_blur(radiance[b, [i, r]], pair[None], BLUR_SIGMA)  # one mask plane, broadcast
             both = pair[0][sub[1:]]
-            knots, vals = _fit_log_correction(grey_log(xb[0])[sub[1:]][both], grey_log(xb[1])[sub[1:]][both])
+            knots, vals = _fit_log_correction(grey_log(xb[0][(slice(None), *sub[1:])])[both], grey_log(xb[1][(slice(None), *sub[1:])])[both])
             li = grey_log(radiance[b, i])
             corr = _apply_log_correction(li + 0.5 * _apply_log_correction(li, knots, vals), knots, vals)
             gains[b, i, 0] = corr.exp()
@@ -218,13 +258,38 @@ def ghost_masks_granados2013(
     Returns:
         (B, N, 1, H, W) masks in [0, 1]; the reference frame's mask is 0.
     """
+    return _ghost_masks(ldr, radiance, variance, times, reference, response, threshold, tolerance)
+
+
+def _score_numpy(ri, vi, pairf, keep, den, lo, hi, ref_var, var_gain, sigma) -> torch.Tensor:
+    """The z-score of ``_ghost_masks`` by numpy with in-place ops (same formulas, far fewer fresh
+    full-size allocations than torch): ``max(xi - hi, lo - xi, 0) / sqrt(vi g + ref_var)``."""
+    a = [t.detach().contiguous().numpy() for t in (ri, vi, pairf, keep, den, lo, hi, ref_var)]
+    r, v, pf, kp, dn, lo_, hi_, rv = a
+    xi = _blur(torch.from_numpy(r * pf), sigma).numpy()
+    np.divide(xi, dn, out=xi)
+    np.copyto(xi, r, where=~kp)
+    sd = np.multiply(v, v.dtype.type(var_gain))
+    sd += rv
+    np.sqrt(sd, out=sd)
+    score = np.subtract(xi, hi_)
+    np.subtract(lo_, xi, out=xi)
+    np.maximum(score, xi, out=score)
+    np.maximum(score, 0, out=score)
+    score /= sd
+    return torch.from_numpy(score)
+
+
+@torch.no_grad()
+def _ghost_masks(ldr, radiance, variance, times, reference, response, threshold, tolerance, cache: dict | None = None):
+    """``ghost_masks_granados2013``; ``cache`` (a dict) keeps the per-frame quantities that depend on
+    the codes and the reference only, for a second call with the same reference radiance."""
     b_, n, _, h, w_ = ldr.shape
     bi = torch.arange(b_, device=ldr.device)
     sigma = BLUR_SIGMA
     k = _gauss1d(sigma, radiance.dtype, radiance.device)
     var_gain = float((k * k).sum() ** 2)
     zr, rr, vr = ldr[bi, reference], radiance[bi, reference], variance[bi, reference] * var_gain
-    ok_r = _well_exposed(zr)
     t_ref = times[bi, reference].view(b_, 1, 1, 1)
     sat_code, dark_code = W.SATURATION_CODE - W.SATURATION_RAMP, W.DARK_CODE + W.DARK_RAMP
 
@@ -233,25 +298,80 @@ def ghost_masks_granados2013(
 
     sat_level, dark_level = level(sat_code), level(dark_code)
     ref_sat, ref_dark = zr >= sat_code, zr <= dark_code
+    any_sat, any_dark = bool(ref_sat.any()), bool(ref_dark.any())
     masks = torch.zeros(b_, n, 1, h, w_, dtype=ldr.dtype, device=ldr.device)
+    ok_r = None
     for i in range(n):
-        zi, ri, vi = ldr[:, i], radiance[:, i], variance[:, i]
-        valid = _well_exposed(zi)
-        pair = valid & ok_r
-        xi, xr = _valid_blur(ri, pair, sigma), _valid_blur(rr, pair, sigma)
-        lo, hi = _minf(xr), _maxf(xr)
-        sd = torch.sqrt(vi * var_gain + vr + (tolerance * xr) ** 2)
-        score = (F.relu(xi - hi) + F.relu(lo - xi)) / sd
-        sd_sat = torch.sqrt(vi + (tolerance * sat_level) ** 2)
-        score = torch.where(ref_sat, F.relu(sat_level - _maxf(ri)) / sd_sat, score)
-        sd_dark = torch.sqrt(vi + (tolerance * dark_level) ** 2)
-        score = torch.where(ref_dark, F.relu(_minf(ri) - dark_level) / sd_dark, score)
-        ghost = ((score * valid).amax(dim=1, keepdim=True) > threshold).to(ldr.dtype)
+        if bool((reference == i).all()):
+            continue  # the reference's own mask is 0
+        ri, vi = radiance[:, i], variance[:, i]
+        if cache is not None and i in cache:
+            valid, pairf, keep, den, xr, lo, hi, ref_var = cache[i]
+        else:
+            ok_r = _well_exposed(zr) if ok_r is None else ok_r
+            valid = _well_exposed(ldr[:, i])
+            pairf = (valid & ok_r).to(radiance.dtype)
+            den = _blur(pairf, sigma)
+            keep, den = den > 0.5, den.clamp_min(1e-6)
+            xr = torch.where(keep, _blur(rr * pairf, sigma) / den, rr)
+            lo, hi = _minf(xr), _maxf(xr)
+            ref_var = vr + (tolerance * xr) ** 2
+            if cache is not None:
+                cache[i] = (valid, pairf, keep, den, xr, lo, hi, ref_var)
+        if _cv_ok(ri) and _cv_ok(vi):
+            score = _score_numpy(ri, vi, pairf, keep, den, lo, hi, ref_var, var_gain, sigma)
+        else:
+            xi = torch.where(keep, _blur(ri * pairf, sigma).div_(den), ri)
+            sd = torch.mul(vi, var_gain).add_(ref_var).sqrt_()
+            score = torch.maximum(xi - hi, lo - xi).clamp_min_(0).div_(sd)  # relu(xi - hi) + relu(lo - xi)
+        # where the reference is clipped, only its sparse pixels are evaluated (same formulas)
+        if any_sat:
+            lvl = sat_level.expand_as(vi)[ref_sat]
+            score[ref_sat] = F.relu(lvl - _maxf(ri)[ref_sat]) / torch.sqrt(vi[ref_sat] + (tolerance * lvl) ** 2)
+        if any_dark:
+            lvl = dark_level.expand_as(vi)[ref_dark]
+            score[ref_dark] = F.relu(_minf(ri)[ref_dark] - lvl) / torch.sqrt(vi[ref_dark] + (tolerance * lvl) ** 2)
+        ghost = (score.masked_fill_(~valid, 0).amax(dim=1, keepdim=True) > threshold).to(ldr.dtype)
         ghost = (F.avg_pool2d(ghost, 5, stride=1, padding=2, count_include_pad=False) >= MIN_FRACTION).to(ldr.dtype)
         ghost = _maxf(ghost, 2 * DILATION + 1)
-        masks[:, i] = _blur(ghost, DILATION / 2).clamp(0, 1)
+        soft = _blur(ghost, DILATION / 2)
+        # snap rounding residue (the blur of a constant 1 need not sum to exactly 1): a fully masked
+        # frame must get exactly zero weight
+        masks[:, i] = torch.where(soft > 1 - 1e-6, 1.0, torch.where(soft < 1e-6, 0.0, soft))
     masks[bi, reference] = 0
     return masks
+
+
+def _linearize_codes(ints: torch.Tensor, times: torch.Tensor, response: Response, noise: NoiseModel, bits: int):
+    """Per-frame radiance, its variance and the noise-optimal weight of an integer-coded bracket,
+    by per-code tables (the float-path formulas evaluated at the codes). Each (B, N, 3, H, W) float32."""
+    levels = 2**bits
+    size = max(levels, 256) if ints.dtype == torch.uint8 else levels
+    idx = (ints if ints.dtype == torch.uint8 else ints.to(torch.int32)).contiguous().numpy()
+    z = torch.linspace(0, 1, levels, dtype=torch.float64)
+    codes = z.view(1, 1, 1, levels, 1).expand(1, 1, 3, levels, 1)
+    inv = response.inverse(codes).to(torch.float64)
+    dark = W.dark_taper(codes).reshape(3, levels)
+    high = _table(W.saturation_taper(z), size)
+    radiance, var, w = (torch.empty(ints.shape, dtype=torch.float32) for _ in range(3))
+    rn, vn, wn = radiance.numpy(), var.numpy(), w.numpy()
+    for b in range(ints.shape[0]):
+        for i in range(ints.shape[1]):
+            t = torch.tensor([[float(times[b, i])]], dtype=torch.float64)
+            v = W.radiance_variance(codes, t, response, noise, bits, linear=inv).reshape(3, levels)
+            x = inv.reshape(3, levels) / t.item()
+            hi = gather(high, channel_max(idx[b, i]), np.empty(idx.shape[-2:], np.float32))
+            for c in range(3):
+                gather(_table(x[c], size), idx[b, i, c], rn[b, i, c])
+                gather(_table(v[c], size), idx[b, i, c], vn[b, i, c])
+                gather(_table(dark[c] / v[c], size), idx[b, i, c], wn[b, i, c])
+                wn[b, i, c] *= hi
+    return radiance, var, w
+
+
+def _table(t: torch.Tensor, size: int) -> np.ndarray:
+    a = t.reshape(-1).numpy().astype(np.float32)
+    return np.concatenate([a, np.full(size - a.size, a[-1], np.float32)]) if a.size < size else a
 
 
 def merge_granados2013(
@@ -293,7 +413,7 @@ def merge_granados2013(
         the reference is saturated, the longest's where it is not, unless that frame is a ghost
         there. Differentiable in float ``ldr`` (the masks are treated as constants).
     """
-    z, _, times, bits, ref = prepare_bracket(ldr, exposure_times, bits, reference)
+    z, ints, times, bits, ref = prepare_bracket(ldr, exposure_times, bits, reference)
     response = response or GammaResponse(2.2)
     noise = noise or W.DEFAULT_NOISE
     b_ = z.shape[0]
@@ -301,22 +421,30 @@ def merge_granados2013(
         reference_idx = times.argsort(dim=1)[:, z.shape[1] // 2]
     else:
         reference_idx = torch.full((b_,), ref, dtype=torch.long, device=z.device)
-    t = times[:, :, None, None, None]
-    x = response.inverse(z)
-    radiance = x / t
-    var = W.radiance_variance(z, times, response, noise, bits, linear=x)
-    w = W.clip_taper(z) / var
+    if ints is None:
+        ints = as_code_indices(z, bits)
+    if ints is not None and ints.device.type == "cpu" and z.dtype == torch.float32 and not (z.requires_grad and torch.is_grad_enabled()):
+        with torch.no_grad():
+            radiance, var, w = _linearize_codes(ints, times, response, noise, bits)
+    else:
+        t = times[:, :, None, None, None]
+        x = response.inverse(z)
+        radiance = x / t
+        var = W.radiance_variance(z, times, response, noise, bits, linear=x)
+        w = W.clip_taper(z) / var
     args = (times, reference_idx, response, threshold, tolerance)
-    masks = ghost_masks_granados2013(z.detach(), radiance.detach(), var.detach(), *args)
+    cache: dict = {}
+    masks = _ghost_masks(z.detach(), radiance.detach(), var.detach(), *args, cache=cache)
     if calibrate:
         # keep the calibration for a frame only if it explains more of the frame (fewer ghost
         # pixels): a fit hijacked by a large moving object makes things worse and is dropped
         gains = calibrate_to_reference(z.detach(), radiance.detach(), reference_idx)
-        masks_cal = ghost_masks_granados2013(z.detach(), (radiance * gains).detach(), (var * gains * gains).detach(), *args)
+        # the reference's gain is 1, so its quantities in ``cache`` still hold
+        rad_cal = radiance * gains
+        masks_cal = _ghost_masks(z.detach(), rad_cal.detach(), (var * gains * gains).detach(), *args, cache=cache)
         better = masks_cal.mean(dim=(2, 3, 4), keepdim=True) < masks.mean(dim=(2, 3, 4), keepdim=True)
-        gains = torch.where(better, gains, torch.ones_like(gains))
         masks = torch.where(better, masks_cal, masks)
-        radiance, var = radiance * gains, var * gains * gains
+        radiance = torch.where(better, rad_cal, radiance)
     w = w * (1 - masks)
     bi = torch.arange(b_, device=z.device)
     # zero total weight: the shortest frame if the reference is saturated (else the longest), when

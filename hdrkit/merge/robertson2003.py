@@ -17,7 +17,8 @@ from hdrkit.camera.exposure import NoiseModel
 from hdrkit.camera.response import GammaResponse, Response
 from hdrkit.errors import HdrkitError
 from hdrkit.merge import weights as W
-from hdrkit.merge.debevec1997 import fallback_radiance, prepare_bracket, weighted_mean
+from hdrkit.merge.debevec1997 import _lut_merge, fallback_radiance, prepare_bracket, weighted_mean
+from hdrkit.merge.lut import as_code_indices
 
 __all__ = ["merge_robertson2003", "ROBERTSON_WEIGHTINGS"]
 
@@ -43,7 +44,9 @@ def merge_robertson2003(
         weighting: ``'gaussian'`` (Robertson's bell with clipped codes at zero weight and the
             shortest/longest-frame fallback of ``merge_debevec1997``) or ``'opencv_gaussian'``
             (OpenCV's ``MergeRobertson``: the bell alone per channel, 0 where every weight is 0).
-        noise, bits, reference: accepted for a shared signature; unused.
+        noise, reference: accepted for a shared signature; unused.
+        bits: code depth of float input; with ``'gaussian'``, integer codes and float32 codes on
+            this grid take the lookup-table path of ``merge_debevec1997`` (same values, no autograd).
 
     Returns:
         hdr: (B, 3, H, W) linear radiance in units of the shortest exposure, [0, inf).
@@ -51,8 +54,17 @@ def merge_robertson2003(
     """
     if weighting not in ROBERTSON_WEIGHTINGS:
         raise HdrkitError(f"unknown weighting {weighting!r} for Robertson: use one of {', '.join(ROBERTSON_WEIGHTINGS)}")
-    z, _, times, _, _ = prepare_bracket(ldr, exposure_times, bits, reference)
+    integer = isinstance(ldr, torch.Tensor) and not ldr.is_floating_point()
+    z, ints, times, bits, _ = prepare_bracket(ldr, exposure_times, bits, reference, need_float=not integer or weighting != "gaussian")
     response = response or GammaResponse(2.2)
+    if weighting == "gaussian":
+        # integer codes (or float32 codes on the grid of ``bits``) without autograd: lookup tables
+        ints = as_code_indices(z, bits) if ints is None else ints
+        if ints is not None and ints.device.type == "cpu":
+            with torch.no_grad():
+                return _lut_merge(ints, times, response, "gaussian", None, bits, time_power=2)
+    if z is None:
+        z = ints.to(torch.float32) / float(2**bits - 1)
     t = times[:, :, None, None, None]
     x = response.inverse(z)
     if weighting == "opencv_gaussian":

@@ -1,0 +1,104 @@
+"""Per-code lookup tables for merging integer-coded brackets fast (no autograd, CPU).
+
+A weight or radiance that depends on a pixel's code only is evaluated once per code level (with the
+same formulas as the float path) and then gathered per pixel: ``cv2.LUT`` for 8-bit planes,
+``numpy.take`` for deeper codes. The per-pixel work runs on row bands small enough to stay in the
+CPU caches, spread over ``torch.get_num_threads()`` threads (OpenCV and numpy release the GIL).
+Float brackets whose values all lie on the code grid of ``bits`` (``k / (2^bits - 1)``, as
+``hdrkit.io`` reads files) are detected and quantized to their indices.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+__all__ = ["GRID_TOLERANCE", "BAND_PIXELS", "as_code_indices", "gather", "channel_max", "run_bands"]
+
+GRID_TOLERANCE = 1e-3
+"""Largest distance (in code steps, or 2 float32 ulps at 1 if larger) of a float value from the code
+grid for the bracket to be treated as integer codes."""
+
+BAND_PIXELS = 1 << 18
+"""Pixels per row band of the banded kernels: a few MiB of float32 planes per band (L3-resident),
+few enough bands that the per-call overhead stays small."""
+
+
+def as_code_indices(ldr: torch.Tensor, bits: int | None) -> torch.Tensor | None:
+    """Integer codes (uint8 for ``bits <= 8``, else int32) of a float32 bracket on the code grid.
+
+    Args:
+        ldr: (..., H, W) float32 codes in [0, 1].
+        bits: code depth; None or more than 16 bits gives None.
+
+    Returns:
+        the indices ``round(ldr * (2^bits - 1))`` with ``ldr``'s shape, or None if ``ldr`` is not
+        float32 (float64 callers keep their precision), needs autograd, lives off the CPU or has a
+        value off the grid (or NaN, or outside [0, 1]).
+    """
+    if ldr.dtype != torch.float32 or bits is None or not 1 <= int(bits) <= 16:
+        return None
+    if ldr.device.type != "cpu" or ldr.numel() == 0 or (ldr.requires_grad and torch.is_grad_enabled()):
+        return None
+    peak = 2 ** int(bits) - 1
+    tol = max(GRID_TOLERANCE / peak, 2.4e-7)
+    h, w = ldr.shape[-2:]
+    planes = ldr.detach().contiguous().reshape(-1, h, w).numpy()
+    if peak <= 255:
+        rows = planes.reshape(-1, w)  # all planes as one tall image, checked in row bands
+        out = np.empty(rows.shape, np.uint8)
+        grid = np.zeros(256, np.float32)
+        grid[: peak + 1] = np.arange(peak + 1) / peak
+        bad = []
+
+        def check(r0: int, r1: int) -> None:
+            if bad:
+                return
+            p, o = rows[r0:r1], out[r0:r1]
+            cv2.convertScaleAbs(p, dst=o, alpha=float(peak))  # round(|z| * peak), saturated to 255
+            diff = cv2.absdiff(p, cv2.LUT(o, grid))
+            if not cv2.checkRange(diff, True, 0.0, tol)[0]:  # off the grid, outside [0, 1], NaN or Inf
+                bad.append((r0, r1))
+
+        run_bands(rows.shape[0], w, check)
+        return None if bad else torch.from_numpy(out).view(ldr.shape)
+    out = np.empty(planes.shape, np.int32)
+    grid = (np.arange(peak + 1) / peak).astype(np.float32)
+    for p, o in zip(planes, out):
+        np.copyto(o, np.rint(np.clip(p * np.float32(peak), 0, peak)), casting="unsafe")
+        if not np.abs(grid[o] - p).max() <= tol:
+            return None
+    return torch.from_numpy(out).view(ldr.shape)
+
+
+def gather(table: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[...] = table[index]``: float32 table (256 entries for uint8 ``index``), 2-D planes."""
+    if index.dtype == np.uint8:
+        return cv2.LUT(index, table, dst=out)
+    return np.take(table, index, out=out, mode="clip")
+
+
+def channel_max(planes) -> np.ndarray:
+    """Per-pixel maximum of three integer (R, W) code planes."""
+    a, b, c = planes
+    if a.dtype == np.uint8:
+        return cv2.max(cv2.max(a, b), c)
+    return np.maximum(np.maximum(a, b), c)
+
+
+def run_bands(height: int, width: int, fn: Callable[[int, int], None]) -> None:
+    """Call ``fn(r0, r1)`` for row bands covering ``height`` rows, on ``torch.get_num_threads()`` threads."""
+    rows = max(1, min(height, BAND_PIXELS // max(width, 1)))
+    bands = [(r, min(height, r + rows)) for r in range(0, height, rows)]
+    workers = min(len(bands), max(1, torch.get_num_threads()))
+    if workers == 1:
+        for r0, r1 in bands:
+            fn(r0, r1)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        for f in [pool.submit(fn, r0, r1) for r0, r1 in bands]:
+            f.result()
