@@ -1,4 +1,4 @@
-"""Public benchmark: every registered merge method (and learned models, if asked) on a fixed validation set.
+"""Public benchmark: every registered classical method (and learned ones, if asked) on a fixed validation set.
 
 The validation brackets are synthesized, with a fixed seed, from the validation radiance maps only
 (``hdrkit.data.splits.VALIDATION_HDR``; training code uses ``TRAINING_HDR``), in two camera regimes:
@@ -15,6 +15,9 @@ evaluated unaligned (``<regime>__align_none``) to separate merge quality from al
 Usage::
 
     python benchmarks/public_benchmark.py --data ../shared/data --work /tmp/hdrkit_bench --out benchmarks/results
+
+Learned methods are added with ``--method NAME`` (``--weights NAME=FILE`` until packaged weights ship,
+``--dtype bf16`` for bf16 autocast, ``--device``); ``--only NAME`` replaces the default method list.
 
 writes ``<out>/<run>.md`` and ``.json`` (per-scene and mean metrics) and ``<out>/README.md`` (summary);
 the HTML reports with contact sheets stay in ``<work>/<run>/report/index.html``.
@@ -34,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from hdrkit.data import synthesize_dataset  # noqa: E402
 from hdrkit.data.splits import VALIDATION_HDR, split_paths  # noqa: E402
-from hdrkit.evaluate import available_methods, evaluate  # noqa: E402
+from hdrkit.errors import HdrkitError  # noqa: E402
+from hdrkit.evaluate import evaluate  # noqa: E402
+from hdrkit.methods import all_methods, get_method  # noqa: E402
 from hdrkit.report import format_value, markdown_table, render_markdown, write_text  # noqa: E402
 
 SEED = 2017
@@ -74,9 +79,35 @@ SUMMARY_METRICS = ("psnr_mu", "psnr_l", "ssim_mu", "ssim_l")
 
 
 def default_methods() -> list[str]:
-    """Every registered classical merge method plus the single-image baseline."""
-    avail = available_methods()
-    return [n for n, kind in avail.items() if kind == "merge"] + ["single_linearize"]
+    """Every registered classical merge and fusion method (registry order) plus the single-image baseline."""
+    cards = all_methods()
+    return [n for n, c in cards.items() if not c.learned and c.kind in ("merge", "fusion")] + ["single_linearize"]
+
+
+def method_list(only: list[str] | None, extra: list[str]) -> list[str]:
+    """``only`` (or the defaults) followed by ``extra``, without repeats; every name checked against the registry."""
+    methods: list[str] = []
+    for name in (only or default_methods()) + extra:
+        get_method(name)
+        if name not in methods:
+            methods.append(name)
+    return methods
+
+
+def method_options(methods: list[str], dtype: str | None, device: str | None, weights: list[str]) -> dict[str, dict]:
+    """``evaluate``'s ``method_options``: dtype/device for every learned method, ``NAME=PATH`` weights for one."""
+    files = {}
+    for spec in weights:
+        name, sep, path = spec.partition("=")
+        if not (sep and name and path) or name not in methods or not get_method(name).learned:
+            raise HdrkitError(f"--weights {spec!r}: use NAME=PATH with NAME a learned method being run")
+        files[name] = path
+    options = {}
+    for name in methods:
+        if get_method(name).learned:
+            opts = {"dtype": dtype, "device": device, "weights": files.get(name)}
+            options[name] = {k: v for k, v in opts.items() if v is not None}
+    return {k: v for k, v in options.items() if v}
 
 
 def synthesize_regime(name: str, data: Path, work: Path) -> Path:
@@ -162,12 +193,21 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=Path, default=Path("/tmp/hdrkit_bench"), help="cache for datasets and HTML reports")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where the .md/.json tables go")
     p.add_argument("--regime", action="append", choices=sorted(REGIMES), help="default: all")
-    p.add_argument("--method", action="append", help="default: every merge method + single_linearize")
-    p.add_argument("--model", action="append", default=[], help="learned model names to add (hdrkit.models)")
+    p.add_argument("--method", action="append", default=[], help="add a method (e.g. a learned one: ahdrnet); repeat")
+    p.add_argument("--only", action="append", help="run only these methods (default: every classical merge and fusion "
+                   "method + single_linearize); repeat")
+    p.add_argument("--dtype", choices=["fp32", "bf16"], default=None, help="learned methods: fp32 (default) or bf16 autocast")
+    p.add_argument("--device", default=None, help="learned methods: cpu | cuda | auto (default: CUDA when present)")
+    p.add_argument("--weights", action="append", default=[], metavar="NAME=FILE",
+                   help="safetensors weights for learned method NAME (until packaged weights ship); repeat")
     p.add_argument("--max-scenes", type=int, default=None, help="quick runs: first N scenes per regime")
     args = p.parse_args(argv)
 
-    methods = (args.method or default_methods()) + [f"model:{m}" for m in args.model]
+    try:
+        methods = method_list(args.only, args.method)
+        options = method_options(methods, args.dtype, args.device, args.weights)
+    except HdrkitError as e:
+        p.error(str(e))
     runs = [(r, a) for r, a in RUNS if args.regime is None or r in args.regime]
     args.out.mkdir(parents=True, exist_ok=True)
     all_results, wall = {}, {}
@@ -179,7 +219,8 @@ def main(argv=None) -> int:
         t_syn = time.perf_counter() - t0
         t0 = time.perf_counter()
         res = evaluate(root, methods, args.work / run / "report", split="Test", max_scenes=args.max_scenes,
-                       title=f"public benchmark, {run}", progress=True, response=RESPONSE, align=align)
+                       title=f"public benchmark, {run}", progress=True, response=RESPONSE, align=align,
+                       method_options=options)
         wall[run] = time.perf_counter() - t0
         res.pop("images", None)
         res["metadata"]["data_dir"] = f"<work>/{regime}/data (synthesized, seed {SEED})"

@@ -14,16 +14,25 @@ HDR_SUFFIXES = (".exr", ".hdr", ".pfm")
 LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
+def _method_options(args) -> dict:
+    opts = {"device": args.device, "dtype": args.dtype, "max_memory": args.max_memory * 2**30 if args.max_memory else None,
+            "weights": args.weights}
+    return {k: v for k, v in opts.items() if v is not None}
+
+
 def _cmd_merge(args) -> None:
     from hdrkit.io import write_hdr, write_ldr
     from hdrkit.io.atomic import check_output_path
+    from hdrkit.methods import get_method
     from hdrkit.pipeline import hdr_from_brackets
     from hdrkit.tonemap import tonemap
 
-    from hdrkit.merge import MERGE_METHODS
-
     out = check_output_path(args.output, args.frames)
-    fused = args.method in MERGE_METHODS and MERGE_METHODS[args.method].output == "ldr"
+    card = get_method(args.method)
+    options = _method_options(args)
+    if not card.learned and options:
+        raise HdrkitError(f"--device/--dtype/--max-memory/--weights apply to learned methods; {card.name!r} is classical")
+    fused = card.output == "display"
     allowed = LDR_SUFFIXES if fused else HDR_SUFFIXES
     if out.suffix.lower() not in allowed:
         kind = "a display-referred image" if fused else "a radiance map"
@@ -38,6 +47,7 @@ def _cmd_merge(args) -> None:
         align_method=args.align,
         reference=args.reference,
         progress=True,
+        **options,
     )
     if fused:
         write_ldr(out, result.image)
@@ -90,11 +100,33 @@ def _cmd_info(args) -> None:
 
 
 def _cmd_methods(args) -> None:
-    from hdrkit.merge import MERGE_METHODS
+    from hdrkit.methods import all_methods
 
-    width = max(map(len, MERGE_METHODS))
-    for name, m in MERGE_METHODS.items():
-        print(f"{name:<{width}}  [{m.output}]  {m.summary}")
+    cards = all_methods()
+    width = max(map(len, cards))
+    for name, c in cards.items():
+        learned = ("learned, weights shipped" if c.weights_available else "learned, no weights shipped") if c.learned else "classical"
+        print(f"{name:<{width}}  {c.kind:<6}  {c.output:<8}  frames {c.frames_text:<10}  {learned}")
+        print(f"{'':<{width}}  {c.summary}")
+        print(f"{'':<{width}}  {c.paper}")
+
+
+def _cmd_train(args) -> None:
+    from hdrkit.train import fit, load_config
+
+    cfg = load_config(args.config, out_dir=args.out_dir, steps=args.steps, threads=args.threads, max_minutes=args.max_minutes)
+    last = fit(cfg, resume=not args.restart, progress=True)
+    val = f", validation PSNR-mu {last['val']['psnr_mu']:.2f} dB" if last.get("val") else ""
+    print(f"trained {cfg.model} to step {last['step']} (loss {last['loss']}){val}; checkpoint {cfg.out_dir}/checkpoint.pt")
+
+
+def _cmd_export(args) -> None:
+    from hdrkit.io.atomic import check_output_path
+    from hdrkit.train import export_weights
+
+    out = check_output_path(args.output, [args.checkpoint])
+    digest = export_weights(args.checkpoint, out, dtype={"fp32": None, "bf16": "bf16", "fp16": "fp16"}[args.dtype])
+    print(f"{args.checkpoint} -> {out} (sha256 {digest})")
 
 
 def _cmd_demo(args) -> None:
@@ -103,11 +135,36 @@ def _cmd_demo(args) -> None:
     run_demo(Path(args.output_dir), seed=args.seed)
 
 
+def _eval_method_options(args) -> dict[str, dict]:
+    """``--device``/``--dtype`` for every learned method named, ``--weights NAME=PATH`` for that one."""
+    from hdrkit.methods import get_method
+
+    weights = {}
+    for spec in args.weights or []:
+        name, sep, path = spec.partition("=")
+        if not (sep and name and path):
+            raise HdrkitError(f"--weights {spec!r}: use NAME=PATH, e.g. ahdrnet=ahdrnet.safetensors")
+        weights[name] = path
+    stray = sorted(set(weights) - set(args.method))
+    if stray:
+        raise HdrkitError(f"--weights given for {', '.join(stray)}, which no --method names")
+    learned = [n for n in args.method if get_method(n).learned]
+    classical = sorted(set(weights) - set(learned))
+    if classical:
+        raise HdrkitError(f"--weights applies to learned methods; {', '.join(classical)} is classical")
+    if not learned and (args.device or args.dtype):
+        raise HdrkitError("--device/--dtype apply to learned methods; none of the methods named is learned")
+    options = {n: {k: v for k, v in (("device", args.device), ("dtype", args.dtype), ("weights", weights.get(n)))
+                   if v is not None} for n in learned}
+    return {n: o for n, o in options.items() if o}
+
+
 def _cmd_eval(args) -> None:
     from hdrkit.evaluate import evaluate
 
-    evaluate(args.data, args.method, args.output, split=args.split, response=args.response,
-             align=args.align, max_scenes=args.max_scenes)
+    res = evaluate(args.data, args.method, args.output, split=args.split, response=args.response,
+                   align=args.align, max_scenes=args.max_scenes, method_options=_eval_method_options(args))
+    print(f"evaluated {', '.join(res['methods'])} on {len(res['scenes'])} scenes -> {Path(args.output) / 'index.html'}")
 
 
 def _cmd_synth(args) -> None:
@@ -139,6 +196,11 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--reference", type=int, default=None, help="reference frame index in exposure order (default: middle)")
     m.add_argument("--preview", default=None, metavar="PNG", help="also write a tone-mapped preview")
     m.add_argument("--preview-op", default="reinhard", help="tone mapper for the preview (default: reinhard)")
+    m.add_argument("--device", default=None, help="learned methods: cpu | cuda | auto (default: CUDA when present)")
+    m.add_argument("--dtype", default=None, choices=["fp32", "bf16"], help="learned methods: bf16 autocast or fp32 (default)")
+    m.add_argument("--max-memory", type=float, default=None, metavar="GB",
+                   help="learned methods: activation memory per tile in GB (default 4; the process stays under 8 GB)")
+    m.add_argument("--weights", default=None, metavar="FILE", help="learned methods: safetensors weights instead of the packaged ones")
     m.set_defaults(func=_cmd_merge)
 
     t = sub.add_parser("tonemap", help="tone map a radiance map to an 8/16-bit image")
@@ -162,8 +224,23 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("input")
     i.set_defaults(func=_cmd_info)
 
-    s = sub.add_parser("methods", help="list merge methods")
+    s = sub.add_parser("methods", help="list every method: kind, output, frames, learned/weights, paper")
     s.set_defaults(func=_cmd_methods)
+
+    tr = sub.add_parser("train", help="train a learned method from a YAML config (configs/NAME.yaml); resumes from its checkpoint")
+    tr.add_argument("config", help="training config (YAML; see configs/)")
+    tr.add_argument("--out-dir", default=None, help="override the config's out_dir")
+    tr.add_argument("--steps", type=int, default=None, help="override the number of steps")
+    tr.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    tr.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this many minutes")
+    tr.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start from scratch")
+    tr.set_defaults(func=_cmd_train)
+
+    ex = sub.add_parser("export", help="write a training checkpoint's network as safetensors weights")
+    ex.add_argument("checkpoint", help="checkpoint.pt written by `hdrkit train`")
+    ex.add_argument("-o", "--output", required=True, help="weights file (.safetensors)")
+    ex.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    ex.set_defaults(func=_cmd_export)
 
     d = sub.add_parser("demo", help="merge a built-in procedural bracket (shake + moving object); writes demo.exr, demo.png")
     d.add_argument("-o", "--output-dir", default=".", help="where to write demo.exr and demo.png (default: .)")
@@ -178,6 +255,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--response", default="gamma")
     e.add_argument("--align", default="none", choices=["none", "mtb", "homography"])
     e.add_argument("--max-scenes", type=int, default=None)
+    e.add_argument("--device", default=None, help="learned methods: cpu | cuda | auto (default: CUDA when present)")
+    e.add_argument("--dtype", default=None, choices=["fp32", "bf16"], help="learned methods: bf16 autocast or fp32 (default)")
+    e.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
+                   help="safetensors weights for learned method NAME instead of the packaged ones; repeat for several")
     e.set_defaults(func=_cmd_eval)
 
     y = sub.add_parser("synth", help="synthesize brackets with ground truth from a folder of HDR images")

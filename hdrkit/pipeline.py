@@ -16,7 +16,7 @@ from hdrkit.align import AlignResult, align
 from hdrkit.camera.response import LinearResponse, Response, response_from_name
 from hdrkit.errors import HdrkitError
 from hdrkit.io import Bracket, read_bracket
-from hdrkit.merge import MERGE_METHODS, merge
+from hdrkit.methods import apply, get_method
 
 __all__ = ["MergeResult", "hdr_from_brackets", "resolve_response"]
 
@@ -26,8 +26,8 @@ class MergeResult:
     """What ``hdr_from_brackets`` returns.
 
     image: (3, H, W) in the reference frame's geometry: linear radiance in units of the shortest
-    exposure when ``output == 'hdr'``; display-referred codes in [0, 1] for exposure fusion
-    (``output == 'ldr'``, e.g. Mertens 2007).
+    exposure when ``output == 'radiance'``; display-referred codes in [0, 1] for exposure fusion
+    (``output == 'display'``, e.g. Mertens 2007).
     """
 
     image: torch.Tensor
@@ -41,7 +41,7 @@ class MergeResult:
     @property
     def hdr(self) -> torch.Tensor:
         """The radiance map; an error for exposure-fusion methods, which give none."""
-        if self.output != "hdr":
+        if self.output != "radiance":
             raise HdrkitError(f"merge method {self.method!r} gives a display-referred image, not radiance")
         return self.image
 
@@ -73,6 +73,7 @@ def hdr_from_brackets(
     align_method: str = "homography",
     reference: int | None = None,
     progress: bool = False,
+    **method_options,
 ) -> MergeResult:
     """Merge a bracket of LDR files into a radiance map.
 
@@ -80,24 +81,26 @@ def hdr_from_brackets(
         paths: two or more image files (JPEG, PNG, TIFF, or camera RAW with the ``raw`` extra).
         times: exposure times in seconds, one per file; else ``ev``; else read from EXIF.
         ev: exposure values in stops (t = 2 ** ev), one per file.
-        method: a name from ``hdrkit.merge.MERGE_METHODS`` (``hdrkit methods`` lists them).
+        method: a registered method (``hdrkit.methods``; ``hdrkit methods`` lists them).
         response: ``'gamma'`` (2.2), ``'srgb'``, ``'linear'``, ``'calibrate'``, a response file, or a Response.
         align_method: ``'none'``, ``'mtb'`` (translation) or ``'homography'``.
         reference: index of the reference frame in exposure order (shortest first); default the middle one.
         progress: show a progress bar while reading (on an interactive terminal only).
+        **method_options: passed to the method's builder, e.g. ``device``, ``dtype``, ``max_memory``,
+            ``weights`` for learned networks.
     """
+    card = get_method(method)
+    runner = card.build(**method_options)
     bracket = read_bracket(paths, times=times, ev=ev, progress=progress)
     n = bracket.ldr.shape[0]
     ref = n // 2 if reference is None else reference
     if not 0 <= ref < n:
         raise HdrkitError(f"reference frame {reference} out of range: the bracket has {n} frames (0..{n - 1})")
+    card.check_frames(n)
     crf = resolve_response(response, bracket)
     ldr = bracket.ldr[None]
     times_b = bracket.exposure_times[None].to(torch.float32)
     aligned = align(ldr, times_b, method=align_method, reference=ref, response=crf)
-    if method in MERGE_METHODS and MERGE_METHODS[method].output == "ldr":
-        image = merge(aligned.ldr, times_b, method=method)
-    else:
-        image = merge(aligned.ldr, times_b, method=method, response=crf, reference=ref, bits=max(bracket.bits))
-    output = MERGE_METHODS[method].output
-    return MergeResult(image=image[0], output=output, bracket=bracket, response=crf, alignment=aligned, reference=ref, method=method)
+    image = apply(card, runner, aligned.ldr, times_b, torch.tensor([ref]), response=crf, bits=max(bracket.bits))
+    return MergeResult(image=image[0], output=card.output, bracket=bracket, response=crf, alignment=aligned,
+                       reference=ref, method=method)

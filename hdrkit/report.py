@@ -1,33 +1,59 @@
-"""Markdown and HTML writers for ``hdrkit eval`` results (no dependencies beyond the standard library and numpy).
+"""Markdown and HTML writers for ``hdrkit eval`` results, and the contact-sheet images they link.
 
 The input is the results dictionary that :func:`hdrkit.evaluate.evaluate` returns and writes as
 ``results.json``. The HTML page is self-contained (inline CSS, no scripts, no web fonts) and links its
-images relatively, so the output folder can be copied and opened offline.
+images relatively, so the output folder can be copied and opened offline. The images are written with
+:func:`thumbnail`, :func:`display_radiance`, :func:`error_map` and :func:`save_png`.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import math
 import os
+import platform
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from hdrkit.io.atomic import atomic_path
 
 __all__ = [
     "ERROR_COLORMAP",
+    "ERROR_SCALE",
+    "THUMB_WIDTH",
     "colorize",
     "default_file_mode",
+    "display_info",
+    "display_radiance",
+    "error_map",
     "format_value",
     "higher_is_better",
+    "jsonable",
+    "load_average",
+    "machine_description",
     "markdown_table",
+    "output_thumbnails",
     "render_html",
     "render_markdown",
+    "save_png",
+    "scene_thumbnails",
+    "slug",
+    "thumbnail",
+    "write_report",
     "write_text",
 ]
+
+ERROR_SCALE = 0.2
+"""Full scale of the error maps: ``|mu(pred) - mu(gt)|`` channel mean, clipped at this value."""
+
+THUMB_WIDTH = 480
+"""Contact-sheet thumbnails are downscaled (area filter) to at most this many pixels wide."""
 
 ERROR_COLORMAP = (
     (0.000, (0, 0, 4)),
@@ -105,6 +131,129 @@ def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
         os.chmod(tmp, default_file_mode())
+
+
+def _shrink(x: torch.Tensor, max_width: int) -> torch.Tensor:
+    """(C, H, W) area-downscaled to at most ``max_width`` wide (aspect kept)."""
+    h, w = x.shape[-2:]
+    if w > max_width:
+        x = F.interpolate(x[None], size=(max(1, round(h * max_width / w)), max_width), mode="area")[0]
+    return x
+
+
+def thumbnail(img: torch.Tensor, max_width: int = THUMB_WIDTH) -> np.ndarray:
+    """(3, H, W) [0, 1] -> (h, w, 3) uint8, area-downscaled to at most ``max_width`` wide (NaN shows black)."""
+    x = torch.nan_to_num(img.detach().float().cpu(), nan=0.0).clamp(0, 1)
+    return (_shrink(x, max_width).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_png(array: np.ndarray, path: str | Path) -> None:
+    """Write an (h, w, 3) uint8 array as PNG, atomically, with the usual permissions of a new file."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG", optimize=False)
+        os.chmod(tmp, default_file_mode())
+
+
+def display_radiance(hdr: torch.Tensor) -> torch.Tensor:
+    """Tone mapping shared by every radiance image on the contact sheet: mu-law of the [0, 1] clip."""
+    from hdrkit.tonemap.mu_law import mu_law
+
+    return mu_law(hdr.clamp(0, 1))
+
+
+def error_map(pred: torch.Tensor, gt: torch.Tensor, max_width: int = THUMB_WIDTH) -> np.ndarray:
+    """``|mu(pred) - mu(gt)|`` channel mean, colorized on the fixed scale :data:`ERROR_SCALE` -> (h, w, 3) uint8."""
+    err = (display_radiance(pred.detach().float().cpu()) - display_radiance(gt.float().cpu())).abs().mean(dim=0, keepdim=True)
+    err = torch.nan_to_num(err, nan=ERROR_SCALE)  # NaN outputs show as full-scale error
+    return colorize(_shrink(err, max_width)[0].numpy(), ERROR_SCALE)
+
+
+def slug(text: str) -> str:
+    """``text`` reduced to a safe file-name fragment (letters, digits, ``_.-``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+def display_info(thumb_width: int = THUMB_WIDTH) -> dict:
+    """The ``display`` entry of the results: how the contact-sheet images were made."""
+    from hdrkit.tonemap.mu_law import MU
+
+    return {"tonemap": f"mu-law (mu = {MU:g}) of the radiance clipped to [0, 1], as in the -mu metrics",
+            "error_domain": "mu(pred) - mu(gt), channel mean", "error_scale": ERROR_SCALE, "thumb_width": thumb_width}
+
+
+def scene_thumbnails(scene: str, ldr: torch.Tensor, exposure_times, reference: int, gt: torch.Tensor | None,
+                     out_dir: str | Path, thumb_width: int = THUMB_WIDTH) -> dict:
+    """Write the thumbnails of a scene's input frames (as captured) and ground truth under ``out_dir/img``.
+
+    ``ldr``: (N, 3, H, W) codes; ``exposure_times``: (N,). Returns the scene's ``images`` entry:
+    ``inputs`` (``src``, ``caption``), ``gt`` (path or None) and an empty ``outputs``.
+    """
+    out_dir, s = Path(out_dir), slug(scene)
+    entry: dict = {"inputs": [], "gt": None, "outputs": {}}
+    for k in range(ldr.shape[0]):
+        rel = f"img/{s}_in{k}.png"
+        save_png(thumbnail(ldr[k], thumb_width), out_dir / rel)
+        cap = f"t = {float(exposure_times[k]):g}" + (" (reference)" if k == reference else "")
+        entry["inputs"].append({"src": rel, "caption": cap})
+    if gt is not None:
+        entry["gt"] = f"img/{s}_gt.png"
+        save_png(thumbnail(display_radiance(gt), thumb_width), out_dir / entry["gt"])
+    return entry
+
+
+def output_thumbnails(scene: str, method: str, out: torch.Tensor, gt: torch.Tensor | None, display_referred: bool,
+                      out_dir: str | Path, thumb_width: int = THUMB_WIDTH) -> dict:
+    """Write one output's thumbnail (and error map for radiance with ground truth); returns ``{src, error}``."""
+    out_dir, base = Path(out_dir), f"img/{slug(scene)}__{slug(method)}"
+    shown = out.clamp(0, 1) if display_referred else display_radiance(out)
+    save_png(thumbnail(shown, thumb_width), out_dir / f"{base}.png")
+    o: dict = {"src": f"{base}.png", "error": None}
+    if gt is not None and not display_referred:
+        o["error"] = f"{base}_err.png"
+        save_png(error_map(out, gt, thumb_width), out_dir / o["error"])
+    return o
+
+
+def machine_description() -> str:
+    """OS, CPU model and count, torch version and threads, Python version: one line for the report."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return (f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} CPUs, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}")
+
+
+def load_average() -> float | None:
+    """1-minute system load average (other jobs on the machine inflate the timings), or None if unknown."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def jsonable(obj):
+    """``obj`` with tuples as lists, non-finite floats as None and anything not JSON (paths, devices) as ``str``."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj if obj is None or isinstance(obj, (str, int, float, bool)) else str(obj)
+
+
+def write_report(out_dir: str | Path, results: dict) -> dict:
+    """Write ``results.json``, ``results.md`` and ``index.html`` into ``out_dir``; returns the JSON-ready results."""
+    out_dir, results = Path(out_dir), jsonable(results)
+    write_text(out_dir / "results.json", json.dumps(results, indent=1, allow_nan=False) + "\n")
+    write_text(out_dir / "results.md", render_markdown(results))
+    write_text(out_dir / "index.html", render_html(results))
+    return results
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str] | None = None) -> str:

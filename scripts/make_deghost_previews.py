@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from hdrkit.io import write_ldr
-from hdrkit.merge import merge
+from hdrkit.merge import merge_debevec1997
 from hdrkit.merge.deghost import merge_granados2013
 from hdrkit.pipeline import hdr_from_brackets
 from hdrkit.tonemap import tonemap
@@ -41,7 +41,7 @@ def main() -> None:
         ldr = result.alignment.ldr
         t = result.bracket.exposure_times[None].to(torch.float32)
         ref = result.reference
-        static = merge(ldr, t, method="debevec", response=result.response, reference=ref)[0]
+        static = merge_debevec1997(ldr, t, result.response, reference=ref)[0]
         reference = result.response.inverse(ldr[0, ref]) / t[0, ref]
         _, masks = merge_granados2013(ldr, t, result.response, reference=ref, return_masks=True)
         # one exposure for all previews: Reinhard's key from the deghosted result

@@ -11,15 +11,10 @@ from PIL import Image
 from hdrkit.camera.exposure import expose
 from hdrkit.camera.response import GammaResponse
 from hdrkit.errors import HdrkitError
-from hdrkit.evaluate import (
-    DEFAULT_METRICS,
-    SCALE_INVARIANT_METRICS,
-    available_methods,
-    evaluate,
-    linearize_single_gamma,
-    resolve_method,
-)
+from hdrkit.evaluate import DEFAULT_METRICS, SCALE_INVARIANT_METRICS, evaluate
+from hdrkit.io import BracketBatch
 from hdrkit.io.hdr import write_radiance
+from hdrkit.methods import METHODS, MethodCard, all_methods, get_method, run_method
 from hdrkit.report import colorize, default_file_mode, format_value, markdown_table, render_html, render_markdown
 
 EV = (0.0, 2.0, 4.0)
@@ -55,11 +50,9 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def _a_merge_method() -> str:
-    from hdrkit.merge import MERGE_METHODS
-
-    hdr_methods = [n for n, m in MERGE_METHODS.items() if getattr(m, "output", "hdr") == "hdr"]
+    hdr_methods = [n for n, c in all_methods().items() if c.kind == "merge" and c.output == "radiance" and not c.learned]
     if not hdr_methods:
-        pytest.skip("no HDR merge method registered yet")
+        pytest.skip("no classical radiance merge method registered yet")
     return "debevec" if "debevec" in hdr_methods else hdr_methods[0]
 
 
@@ -89,7 +82,13 @@ def test_results_json_structure(report):
             vals = [r[k] for r in info["scenes"].values()]
             assert info["aggregate"][k] == pytest.approx(sum(vals) / len(vals))
     single = res["methods"]["single_linearize"]
-    assert single["kind"] == "single"
+    assert single["kind"] == "single" and single["output"] == "radiance"
+    merge_info = res["methods"][methods[0]]
+    assert merge_info["kind"] == "merge" and merge_info["output"] == "radiance" and merge_info["learned"] is False
+    for name, info in res["methods"].items():  # the registry's card, as recorded
+        card = get_method(name)
+        assert info["paper"] == card.paper and info["summary"] == card.summary
+        assert info["frames"] == list(card.frames) and info["learned"] == card.learned
     from hdrkit.metrics import METRICS
 
     assert [m for m in SCALE_INVARIANT_METRICS if m in METRICS] == single["metrics"][len(DEFAULT_METRICS):]
@@ -97,7 +96,6 @@ def test_results_json_structure(report):
 
 def test_metric_values_equal_direct_calls(report, dataset):
     from hdrkit.data import KalantariDataset
-    from hdrkit.merge import merge
     from hdrkit.metrics import compute_metrics
 
     methods, _, res = report
@@ -107,7 +105,7 @@ def test_metric_values_equal_direct_calls(report, dataset):
     t = torch.as_tensor(scene.exposure_times, dtype=torch.float32)
     t = t / t.min()
     gt = torch.as_tensor(scene.hdr, dtype=torch.float32)
-    merged = merge(ldr[None], t[None], method=methods[0], response=GammaResponse(2.2), reference=1, bits=16)[0]
+    merged = run_method(methods[0], ldr[None], t[None], 1, response=GammaResponse(2.2), bits=16)[0]
     expected = compute_metrics(merged, gt, list(DEFAULT_METRICS))
     got = res["methods"][methods[0]]["scenes"][scene.name]
     for k in DEFAULT_METRICS:
@@ -153,8 +151,9 @@ def test_html_contact_sheet_images_exist(report):
 
 
 def test_single_linearize_is_inverse_gamma_over_exposure():
-    ldr = torch.tensor([0.0, 0.5, 1.0]).view(1, 3, 1, 1)
-    out = linearize_single_gamma(ldr, torch.tensor([4.0]))
+    frame = torch.tensor([0.0, 0.5, 1.0]).view(3, 1, 1)
+    ldr = torch.stack([frame * 0.25, frame])[None]  # (1, 2, 3, 1, 1): the reference is the longer frame
+    out = run_method("single_linearize", ldr, torch.tensor([[1.0, 4.0]]), torch.tensor([1]))
     assert torch.allclose(out.flatten(), torch.tensor([0.0, 0.5**2.2 / 4, 0.25]))
 
 
@@ -163,10 +162,14 @@ def test_unknown_method_lists_known_names(dataset, tmp_path):
         evaluate(dataset, ["no_such_method"], tmp_path / "o", progress=False)
     assert "no_such_method" in str(e.value)
     assert not (tmp_path / "o").exists(), "nothing written before the method check"
-    assert available_methods()["single_linearize"] == "single"
-    assert resolve_method("single:single_linearize").kind == "single"
+    assert get_method("single_linearize").kind == "single"
+    with pytest.raises(HdrkitError, match="unknown method"):  # names resolve only through the registry
+        evaluate(dataset, ["single:single_linearize"], tmp_path / "o", progress=False)
     with pytest.raises(HdrkitError, match="twice"):
-        evaluate(dataset, ["single_linearize", "single:single_linearize"], tmp_path / "o", progress=False)
+        evaluate(dataset, ["single_linearize", "single_linearize"], tmp_path / "o", progress=False)
+    with pytest.raises(HdrkitError, match="not evaluated"):
+        evaluate(dataset, ["single_linearize"], tmp_path / "o", progress=False, method_options={"debevec": {}})
+    assert not (tmp_path / "o").exists()
 
 
 def test_unknown_metric_and_missing_folder(dataset, tmp_path):
@@ -176,17 +179,16 @@ def test_unknown_metric_and_missing_folder(dataset, tmp_path):
         evaluate(tmp_path / "missing", ["single_linearize"], tmp_path / "o", progress=False)
 
 
-def test_ldr_output_methods_are_marked_na(dataset, tmp_path):
-    from hdrkit.merge import MERGE_METHODS
-
-    ldr_methods = [n for n, m in MERGE_METHODS.items() if getattr(m, "output", "hdr") == "ldr"]
-    if not ldr_methods:
-        pytest.skip("no display-referred (ldr) merge method registered")
-    name = ldr_methods[0]
+def test_display_output_methods_are_marked_na(dataset, tmp_path):
+    display_methods = [n for n, c in all_methods().items() if c.output == "display"]
+    if not display_methods:
+        pytest.skip("no display-referred method registered")
+    name = display_methods[0]
     res = evaluate(dataset, [_a_merge_method(), name], tmp_path / "o", split="Test", max_scenes=1, progress=False,
                    thumb_width=32)
     info = res["methods"][name]
-    assert info["metrics"] == [] and "n/a" in info["note"] and info["output"] == "ldr"
+    assert info["metrics"] == [] and "n/a" in info["note"] and info["output"] == "display"
+    assert info["kind"] == get_method(name).kind
     assert set(info["scenes"]["scene_000"]) == {"seconds"}
     assert res["images"]["scene_000"]["outputs"][name]["error"] is None
     assert (tmp_path / "o" / res["images"]["scene_000"]["outputs"][name]["src"]).is_file()
@@ -205,7 +207,6 @@ def test_max_scenes_and_default_split(dataset, tmp_path):
 def test_scene_response_from_synthetic_metadata(tmp_path):
     from hdrkit.camera.response import SRGBResponse
     from hdrkit.data import KalantariDataset, synthesize_dataset
-    from hdrkit.merge import merge
     from hdrkit.metrics import compute_metrics
 
     synthesize_dataset(None, tmp_path / "d", n_scenes=1, seed=3, crop_size=(48, 64), response_family="srgb", bits=8,
@@ -214,7 +215,7 @@ def test_scene_response_from_synthetic_metadata(tmp_path):
     res = evaluate(tmp_path / "d", [method], tmp_path / "o", response="scene", progress=False, thumb_width=32)
     scene = KalantariDataset(tmp_path / "d", split="Test")[0]
     t = scene.exposure_times / scene.exposure_times.min()
-    direct = merge(scene.ldr[None], t[None], method=method, response=SRGBResponse(), reference=scene.reference, bits=8)[0]
+    direct = run_method(method, scene.ldr[None], t[None], scene.reference, response=SRGBResponse(), bits=8)[0]
     expected = compute_metrics(direct, scene.hdr, ["psnr_mu"])["psnr_mu"]
     assert res["methods"][method]["scenes"][scene.name]["psnr_mu"] == pytest.approx(float(expected), rel=1e-6)
     with pytest.raises(HdrkitError, match="response"):
@@ -342,34 +343,85 @@ def test_saved_outputs_rescored_by_the_independent_protocol_script(tmp_path):
             assert res["methods"][name]["aggregate"][k] == pytest.approx(v, rel=1e-5, abs=1e-5), (name, k)
 
 
-def test_learned_models_resolve_through_the_registry(dataset, tmp_path, monkeypatch):
-    """A stand-in ``hdrkit.models`` (the real registry may not exist yet): bracket and single-image models."""
-    import sys
-    import types
+def _mean_of_frames(ldr, t, ref):
+    return (ldr**2.2 / t[..., None, None, None]).mean(dim=1)
 
-    import hdrkit
 
-    class MeanOfFrames(torch.nn.Module):
-        """toy bracket model: mean of the linearized frames"""
+def test_registered_methods_run_through_the_registry(dataset, tmp_path, monkeypatch):
+    """Temporary cards in ``hdrkit.methods.METHODS``: evaluate finds them by name, builds each once, runs them."""
+    builds, seen = [], []
 
-        def forward(self, ldr, exposure_times):
-            assert ldr.ndim == 5 and exposure_times.shape == ldr.shape[:2]
-            return (ldr**2.2 / exposure_times[..., None, None, None]).mean(dim=1)
+    def build_mean(**options):
+        builds.append(("mean_net", options))
 
-    class Single(MeanOfFrames):
-        single_image = True
+        def runner(ldr, t, ref, response=None, bits=None):
+            seen.append((tuple(ldr.shape), tuple(t.shape), ref.dtype, tuple(ref.shape), bits))
+            return _mean_of_frames(ldr, t, ref) * options.get("scale", 1.0)
 
-    fake = types.ModuleType("hdrkit.models")
-    fake.MODELS = {"mean_net": MeanOfFrames, "single_net": Single}
-    fake.create_model = lambda name: fake.MODELS[name]()
-    monkeypatch.setitem(sys.modules, "hdrkit.models", fake)
-    monkeypatch.setattr(hdrkit, "models", fake, raising=False)
-    assert available_methods()["mean_net"] == "model"
-    res = evaluate(dataset, ["mean_net", "model:single_net", "single_linearize"], tmp_path / "o", max_scenes=1,
-                   progress=False, thumb_width=32)
-    assert res["methods"]["mean_net"]["kind"] == "model"
-    assert res["methods"]["mean_net"]["summary"] == "toy bracket model: mean of the linearized frames"
+        return runner
+
+    def build_single(**options):
+        builds.append(("single_net", options))
+        return lambda ldr, t, ref, response=None, bits=None: _mean_of_frames(ldr, t, ref)
+
+    monkeypatch.setitem(METHODS, "mean_net", MethodCard(
+        "mean_net", "merge", "radiance", (2, None), "test", "toy bracket model: mean of the linearized frames", build_mean))
+    monkeypatch.setitem(METHODS, "single_net", MethodCard(
+        "single_net", "single", "radiance", (1, 1), "test", "toy single-image model", build_single, learned=True))
+    res = evaluate(dataset, ["mean_net", "single_net", "single_linearize"], tmp_path / "o", max_scenes=2,
+                   progress=False, thumb_width=32, method_options={"mean_net": {"scale": 1.0}})
+    assert builds == [("mean_net", {"scale": 1.0}), ("single_net", {})], "each runner built once per evaluation"
+    assert seen == [((1, 3, 3, 40, 56), (1, 3), torch.int64, (1,), 16)] * 2, "canonical batched inputs"
+    info = res["methods"]["mean_net"]
+    assert info["kind"] == "merge" and info["output"] == "radiance" and info["options"] == {"scale": 1.0}
+    assert info["summary"] == "toy bracket model: mean of the linearized frames" and info["frames"] == [2, None]
     single, base = res["methods"]["single_net"], res["methods"]["single_linearize"]
-    assert single["kind"] == "single"
+    assert single["kind"] == "single" and single["learned"] is True
+    assert single["metrics"] == base["metrics"]
     # one frame averaged is the single-image baseline itself
-    assert single["scenes"]["scene_000"]["psnr_mu"] == pytest.approx(base["scenes"]["scene_000"]["psnr_mu"], rel=1e-6)
+    for scene in res["scenes"]:
+        assert single["scenes"][scene]["psnr_mu"] == pytest.approx(base["scenes"][scene]["psnr_mu"], rel=1e-6)
+
+
+def test_learned_method_with_weights_file(dataset, tmp_path):
+    """A learned card built with ``weights=`` (no packaged weights are shipped yet) and build options."""
+    from hdrkit.models import MODELS
+    from hdrkit.models.weights import save_weights
+
+    card = get_method("ahdrnet")
+    if not card.weights_available:
+        with pytest.raises(HdrkitError):
+            evaluate(dataset, ["ahdrnet"], tmp_path / "none", progress=False)
+        assert not (tmp_path / "none").exists(), "nothing written before the runner is built"
+    torch.manual_seed(0)
+    weights = tmp_path / "ahdrnet.safetensors"
+    save_weights(MODELS["ahdrnet"](), weights)
+    res = evaluate(dataset, ["ahdrnet"], tmp_path / "o", max_scenes=1, progress=False, thumb_width=32,
+                   method_options={"ahdrnet": {"weights": weights, "dtype": "fp32", "device": "cpu"}})
+    info = res["methods"]["ahdrnet"]
+    assert info["learned"] is True and info["kind"] == "merge" and info["frames"] == [3, 3]
+    assert info["options"] == {"weights": str(weights), "dtype": "fp32", "device": "cpu"}
+    assert info["scenes"]["scene_000"]["seconds"] > 0 and set(info["scenes"]["scene_000"]) >= set(DEFAULT_METRICS)
+
+
+def test_bracket_batch_normalizes_once_and_validates():
+    ldr = torch.rand(3, 3, 4, 5)
+    b = BracketBatch.from_frames(ldr, [0.5, 2.0, 8.0], bits=8)
+    assert b.ldr.shape == (1, 3, 3, 4, 5) and b.exposure_times.tolist() == [[1.0, 4.0, 16.0]]
+    assert b.reference.dtype == torch.int64 and b.reference.tolist() == [1]  # default: the middle frame
+    assert b.replace(bits=16).exposure_times.tolist() == [[1.0, 4.0, 16.0]]  # normalizing again is a no-op
+    bb = BracketBatch.from_frames(torch.rand(2, 2, 3, 4, 5), torch.tensor([[2.0, 4.0], [1.0, 3.0]]), 0)
+    assert bb.reference.tolist() == [0, 0] and bb.exposure_times.tolist() == [[1.0, 2.0], [1.0, 3.0]]
+    assert bb.reference_frames().shape == (2, 3, 4, 5)
+    with pytest.raises(HdrkitError, match="exposure_times"):
+        BracketBatch.from_frames(ldr, [1.0, 2.0])
+    with pytest.raises(HdrkitError, match="positive"):
+        BracketBatch.from_frames(ldr, [1.0, 0.0, 2.0])
+    with pytest.raises(HdrkitError, match="reference"):
+        BracketBatch.from_frames(ldr, [1.0, 2.0, 4.0], 3)
+    with pytest.raises(HdrkitError, match="shape"):
+        BracketBatch.from_frames(torch.rand(3, 4, 5), [1.0])
+    with pytest.raises(HdrkitError, match="float"):
+        BracketBatch.from_frames(torch.zeros(3, 3, 4, 5, dtype=torch.uint8), [1.0, 2.0, 4.0])
+    with pytest.raises(AttributeError):
+        b.bits = 16  # frozen

@@ -9,7 +9,8 @@ import torch
 from hdrkit.camera.exposure import NoiseModel, expose
 from hdrkit.camera.response import GammaResponse, TabulatedResponse, load_dorf
 from hdrkit.errors import HdrkitError
-from hdrkit.merge import MERGE_METHODS, fuse_mertens2007, merge, merge_debevec1997, merge_robertson2003
+from hdrkit.merge import fuse_mertens2007, merge_debevec1997, merge_robertson2003
+from hdrkit.methods import all_methods, get_method, run_method
 from hdrkit.merge.lut import as_code_indices
 from hdrkit.tonemap.mu_law import mu_law
 
@@ -189,18 +190,25 @@ def test_mertens_close_to_opencv(data_dir):
 
 
 def test_registry_and_dispatch():
-    assert set(MERGE_METHODS) >= {"deghost", "debevec", "robertson", "mertens"}
-    assert MERGE_METHODS["mertens"].output == "ldr" and MERGE_METHODS["deghost"].handles_motion
+    methods = all_methods()
+    assert set(methods) >= {"deghost", "debevec", "robertson", "mertens", "single_linearize"}
+    assert methods["mertens"].kind == "fusion" and methods["mertens"].output == "display"
+    assert methods["deghost"].kind == "merge" and methods["deghost"].frames == (2, None)
     gt = smooth_scene(16, 16)
     t = torch.tensor([[1.0, 4.0, 16.0]])
     ldr = expose(gt, t)
-    assert torch.equal(merge(ldr, t, method="debevec", weighting="hat"), merge_debevec1997(ldr, t, weighting="hat"))
-    assert merge(ldr, method="mertens").shape == (1, 3, 16, 16)
-    assert merge(ldr, t).shape == (1, 3, 16, 16)
-    with pytest.raises(HdrkitError, match="unknown merge method"):
-        merge(ldr, t, method="nope")
+    ref = torch.tensor([1])
+    assert torch.equal(run_method("debevec", ldr, t, ref, weighting="hat"), merge_debevec1997(ldr, t, weighting="hat", reference=1))
+    assert run_method("mertens", ldr, t, ref).shape == (1, 3, 16, 16)
+    assert run_method("deghost", ldr, t, ref).shape == (1, 3, 16, 16)
+    single = run_method("single_linearize", ldr, t, ref)
+    assert torch.allclose(single, ldr[:, 1].clamp(0, 1) ** 2.2 / 4.0)
+    with pytest.raises(HdrkitError, match="unknown method"):
+        get_method("nope")
     with pytest.raises(HdrkitError, match="unknown option"):
-        merge(ldr, t, method="debevec", gamma=2.2)
+        run_method("debevec", ldr, t, ref, gamma=2.2)
+    with pytest.raises(HdrkitError, match="exactly 3 frames"):
+        get_method("ahdrnet").check_frames(5)
     with pytest.raises(HdrkitError):
         merge_debevec1997(ldr, t, weighting="triangle")
     with pytest.raises(HdrkitError):

@@ -6,8 +6,10 @@ from hdrkit.camera.debevec1997 import (
     hat_weights,
     recover_response_debevec1997,
 )
+from hdrkit.camera.emor import EMoR
 from hdrkit.camera.exposure import NoiseModel, expose, linearize, normalize_times
 from hdrkit.camera.response import (
+    BatchedResponse,
     GammaResponse,
     LinearResponse,
     Response,
@@ -16,9 +18,11 @@ from hdrkit.camera.response import (
     emor_response,
     load_dorf,
     load_emor,
+    load_invemor,
     load_response_table,
     response_from_name,
     save_response_table,
+    stack_responses,
 )
 from hdrkit.camera.plot import plot_response
 from hdrkit.camera.robertson2003 import ROBERTSON_MAX_ITER, ROBERTSON_TOL, gaussian_weights, recover_response_robertson2003
@@ -30,8 +34,12 @@ __all__ = [
     "GammaResponse",
     "SRGBResponse",
     "TabulatedResponse",
+    "BatchedResponse",
+    "stack_responses",
+    "EMoR",
     "load_dorf",
     "load_emor",
+    "load_invemor",
     "emor_response",
     "response_from_name",
     "load_response_table",

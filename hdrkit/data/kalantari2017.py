@@ -23,6 +23,7 @@ import torch
 from hdrkit.errors import HdrkitError
 
 __all__ = [
+    "scene_response",
     "Scene",
     "KalantariDataset",
     "read_kalantari_scene",
@@ -266,3 +267,23 @@ def write_kalantari_scene(
             Path(tmp).write_text(json.dumps(meta, sort_keys=True, indent=2) + "\n")
         written.append(p)
     return written
+
+
+def scene_response(scene):
+    """The camera response a synthetic scene was made with: its ``response.csv``, else the family in ``meta.json``.
+
+    Raises HdrkitError when the scene records neither (real captures: use a named response or calibrate).
+    """
+    from hdrkit.camera.response import GammaResponse, load_response_table, response_from_name
+
+    folder = Path(scene.paths[0]).parent if getattr(scene, "paths", None) else None
+    if folder is not None and (folder / "response.csv").is_file():
+        return load_response_table(folder / "response.csv")
+    info = (getattr(scene, "meta", None) or {}).get("response") or {}
+    family = info.get("family") if isinstance(info, dict) else None
+    if family == "gamma":
+        return GammaResponse(float(info.get("gamma", 2.2)))
+    if family in ("srgb", "linear"):
+        return response_from_name(family)
+    raise HdrkitError(f"scene {scene.name}: no stored camera response (response.csv or meta.json); "
+                      "use response='gamma' or 'calibrate'")

@@ -37,6 +37,8 @@ class PatchDataset(torch.utils.data.Dataset):
     Items are dicts: ``ldr`` (N, 3, p, p) float32 codes in [0, 1], ``exposure_times`` (N,) float32
     (shortest 1), ``hdr`` (3, p, p) float32 radiance in units of the shortest exposure,
     ``reference`` (int) and ``scene`` (int index). Scenes with different N cannot share a batch.
+    A scene with a ``priors`` attribute (a dict of spatial arrays ``(..., H, W)``, e.g. a network's
+    ``prepare`` output) has them cropped and augmented alike, as item ``priors``.
     """
 
     def __init__(self, scenes, patch_size: int | tuple[int, int] = 128, patches_per_scene: int = PATCHES_PER_SCENE,
@@ -46,7 +48,7 @@ class PatchDataset(torch.utils.data.Dataset):
             raise HdrkitError(f"patch_size must be positive, got {patch_size}")
         if patches_per_scene < 1:
             raise HdrkitError(f"patches_per_scene must be >= 1, got {patches_per_scene}")
-        self.ldr, self.hdr, self.times, self.refs, self.names = [], [], [], [], []
+        self.ldr, self.hdr, self.times, self.refs, self.names, self.priors = [], [], [], [], [], []
         for s in scenes:
             if s.hdr is None:
                 raise HdrkitError(f"scene {s.name}: no ground truth HDR; patches need labels")
@@ -59,6 +61,8 @@ class PatchDataset(torch.utils.data.Dataset):
             self.times.append(torch.as_tensor(s.exposure_times, dtype=torch.float32))
             self.refs.append(int(s.reference))
             self.names.append(s.name)
+            self.priors.append({k: np.ascontiguousarray(np.asarray(v, dtype=np.float32))
+                                for k, v in (getattr(s, "priors", None) or {}).items()})
         if not self.ldr:
             raise HdrkitError("PatchDataset needs at least one scene")
         self.patches_per_scene = int(patches_per_scene)
@@ -82,10 +86,15 @@ class PatchDataset(torch.utils.data.Dataset):
         box = random_crop_box(rng, h, w, self.patch)
         ldr = np.ascontiguousarray(crop(self.ldr[k], box))
         hdr = np.ascontiguousarray(crop(self.hdr[k], box))
+        priors = {name: crop(v, box) for name, v in self.priors[k].items()}
         if self.augment:
             aug = sample_augmentation(rng)
             ldr, hdr = apply_augmentation_np(ldr, aug), apply_augmentation_np(hdr, aug)
+            priors = {name: apply_augmentation_np(v, aug) for name, v in priors.items()}
         ldr = torch.from_numpy(ldr.astype(np.float32) * np.float32(1.0 / _CODE_SCALE))
         hdr = torch.from_numpy(hdr)
-        return {"ldr": ldr, "exposure_times": self.times[k].clone(), "hdr": hdr,
+        item = {"ldr": ldr, "exposure_times": self.times[k].clone(), "hdr": hdr,
                 "reference": self.refs[k], "scene": k}
+        if priors:
+            item["priors"] = {name: torch.from_numpy(np.ascontiguousarray(v)) for name, v in priors.items()}
+        return item

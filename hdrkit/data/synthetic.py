@@ -447,6 +447,7 @@ def synthesize_dataset(
     global_motion: float = 0.0,
     moving_objects: int = 0,
     object_motion_px: tuple[float, float] = (20.0, 60.0),
+    nonrigid_px: float = 0.0,
     single_image: bool = False,
     split: str = "Test",
 ) -> list[Path]:
@@ -476,6 +477,7 @@ def synthesize_dataset(
         global_motion: camera shake magnitude in pixels (see ``synthesize_bracket``).
         moving_objects: number of moving objects per scene.
         object_motion_px: their displacement range in pixels.
+        nonrigid_px: amplitude of the smooth non-rigid deformation of moved objects, in pixels.
         single_image: write ``out_dir/<split>/pairs/<name>.png`` + ``<name>.hdr`` pairs instead.
         split: split folder name.
 
@@ -558,12 +560,13 @@ def synthesize_dataset(
         b = synthesize_bracket(
             scene_hdr, exposure_times=times, response=response, noise=prof.noise if prof else None, bits=bits,
             global_motion_px=float(global_motion), moving_objects=int(moving_objects),
-            object_motion_px=object_motion_px, jpeg_quality=jpeg_quality, seed=int(rng.integers(2**31)),
+            object_motion_px=object_motion_px, nonrigid_px=float(nonrigid_px), jpeg_quality=jpeg_quality,
+            seed=int(rng.integers(2**31)),
         )
         meta.update({
             "scale": scale, "ev_step": step, "exposure_times": [float(v) for v in b.exposure_times],
             "reference": b.reference, "global_motion_px": float(global_motion), "moving_objects": int(moving_objects),
-            "object_motion_px": [float(v) for v in object_motion_px],
+            "object_motion_px": [float(v) for v in object_motion_px], "nonrigid_px": float(nonrigid_px),
             "homographies": [[[round(float(v), 9) for v in row] for row in hm] for hm in b.homographies.numpy()],
             "moved_fraction": [round(float(m.mean()), 6) for m in b.masks],
         })

@@ -4,6 +4,7 @@ Public functions return torch tensors; numpy stays inside this package.
 """
 
 from hdrkit.io.atomic import atomic_path, check_output_path
+from hdrkit.io.batch import BracketBatch
 from hdrkit.io.bracket import Bracket, read_bracket, read_exposure_file
 from hdrkit.io.exif import ExposureInfo, read_exposure, relative_exposures
 from hdrkit.io.hdr import read_hdr, write_hdr
@@ -12,6 +13,7 @@ from hdrkit.io.raw import is_raw_path
 
 __all__ = [
     "Bracket",
+    "BracketBatch",
     "ExposureInfo",
     "LdrImage",
     "atomic_path",

@@ -21,7 +21,7 @@ from hdrkit.errors import HdrkitError
 from hdrkit.metrics.flip import hdr_flip, hdr_flip_map
 from hdrkit.metrics.psnr import as_image_batch, mu_law_np, psnr_l, psnr_mu, psnr_mu_tanh, psnr_torch
 from hdrkit.metrics.pu21 import pu21_decode, pu21_encode, pu21_psnr, pu21_ssim
-from hdrkit.metrics.scale_invariant import best_scale, log_rmse_scale_invariant, psnr_scale_invariant
+from hdrkit.metrics.scale_invariant import best_scale, log_rmse_scale_invariant, psnr_mu_best_scale, psnr_scale_invariant
 from hdrkit.metrics.ssim import ssim_l, ssim_mu, ssim_torch
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "pu21_ssim",
     "best_scale",
     "psnr_scale_invariant",
+    "psnr_mu_best_scale",
     "log_rmse_scale_invariant",
     "hdr_flip",
     "hdr_flip_map",
@@ -59,6 +60,7 @@ METRICS: dict[str, Callable[..., float | np.ndarray]] = {
     "pu21_ssim": pu21_ssim,
     "psnr_scale_invariant": psnr_scale_invariant,
     "log_rmse_scale_invariant": log_rmse_scale_invariant,
+    "psnr_mu_best_scale": psnr_mu_best_scale,
     "hdr_flip": hdr_flip,
 }
 """Every metric by name; each is called as ``fn(pred, target)``."""

@@ -31,12 +31,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from hdrkit.errors import HdrkitError
 from hdrkit.metrics.psnr import mu_law_np, per_image, psnr
 from hdrkit.tonemap.mu_law import MU
 
-__all__ = ["LOG_FLOOR", "best_scale", "log_rmse_scale_invariant", "psnr_scale_invariant"]
+__all__ = [
+    "psnr_mu_best_scale","LOG_FLOOR", "best_scale", "log_rmse_scale_invariant", "psnr_scale_invariant"]
 
 LOG_FLOOR = 1e-5
 """Values below ``LOG_FLOOR * max(image)`` (about 17 stops down) are raised to it before taking logs."""
@@ -118,3 +120,25 @@ def psnr_scale_invariant(
         return psnr(p, t, 1.0)
 
     return per_image(one, pred, target, np.float64)
+
+
+def psnr_mu_best_scale(pred: object, target: object, *, mu: float = MU, log_range: float = 3.0, iterations: int = 40) -> float:
+    """PSNR-mu (Kalantari protocol, clipped to [0, 1]) of ``s * pred`` at the global ``s`` that maximizes it.
+
+    For merges with an unknown (recovered) response, whose radiance is right only up to a global factor. The
+    factor is found by golden-section search on ``log s`` in ``[-log_range, log_range]``.
+    """
+    from hdrkit.metrics.psnr import psnr_mu
+
+    p = torch.as_tensor(np.asarray(pred) if not torch.is_tensor(pred) else pred).float()
+    t = torch.as_tensor(np.asarray(target) if not torch.is_tensor(target) else target).float()
+    f = lambda ls: float(psnr_mu(p * math.exp(ls), t, mu=mu))  # noqa: E731
+    a, b = -log_range, log_range
+    g = (math.sqrt(5) - 1) / 2
+    for _ in range(iterations):
+        c, d = b - g * (b - a), a + g * (b - a)
+        if f(c) > f(d):
+            b = d
+        else:
+            a = c
+    return f((a + b) / 2)

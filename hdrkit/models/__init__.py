@@ -1,0 +1,52 @@
+"""Learned merge networks, one file per paper, all with ``forward(ldr, exposure_times, reference, response=None)``.
+
+``MODELS`` maps a name to its class; ``create_model`` builds one, with its packaged weights by default.
+The networks are registered in the one method registry (``hdrkit.methods``) through ``LEARNED_CARDS``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hdrkit.errors import HdrkitError
+from hdrkit.methods import MethodCard, _learned
+from hdrkit.models.ahdrnet import AHDRNet
+from hdrkit.models.base import MergeNet, check_bracket
+from hdrkit.models.deghost_refine import DeghostRefineNet
+from hdrkit.models.weights import WEIGHTS, load_weights, weights_path
+
+__all__ = ["MODELS", "LEARNED_CARDS", "AHDRNet", "DeghostRefineNet", "MergeNet", "check_bracket", "create_model"]
+
+MODELS: dict[str, type[MergeNet]] = {
+    "ahdrnet": AHDRNet,
+    "deghost_refine": DeghostRefineNet,
+}
+
+LEARNED_CARDS = (
+    MethodCard("ahdrnet", "merge", "radiance", (3, 3),
+               "Yan, Gong, Shi, van den Hengel, Shen, Reid & Zhang, Attention-guided network for ghost-free high dynamic range imaging, CVPR 2019",
+               "attention on non-reference features, dilated residual dense merging (1,515,139 parameters)",
+               _learned("ahdrnet"), learned=True, weights="ahdrnet.safetensors"),
+    MethodCard("deghost_refine", "merge", "radiance", (2, None), "hdrkit (ours): learned refinement of Granados 2013-style deghosting with DIS flow",
+               "per-pixel blend of the deghost merge, the frames and flow-warped frames, plus a bounded residual",
+               _learned("deghost_refine"), learned=True, weights="deghost_refine.safetensors"),
+)
+
+
+def create_model(name: str, pretrained: bool = True, weights: str | Path | None = None) -> MergeNet:
+    """Build network ``name`` in eval mode, with the packaged weights (``pretrained``) or a weights file.
+
+    Raises HdrkitError for an unknown name, or when packaged weights are asked for and not shipped.
+    """
+    if name not in MODELS:
+        raise HdrkitError(f"unknown network {name!r}: choose from {', '.join(MODELS)}")
+    model = MODELS[name]()
+    if weights is not None:
+        load_weights(model, weights)
+    elif pretrained:
+        file = f"{name}.safetensors"
+        if file not in WEIGHTS or not weights_path(file).is_file():
+            raise HdrkitError(f"no trained weights are shipped for {name!r}; train them with "
+                              f"`hdrkit train configs/{name}.yaml` and pass --weights FILE")
+        load_weights(model, weights_path(file), sha256=WEIGHTS[file])
+    return model.eval()

@@ -1,0 +1,461 @@
+"""Training: typed YAML configs, synthetic brackets from the training radiance maps, ``fit`` and ``evaluate``.
+
+``fit(config)`` trains one registered network on patches of brackets synthesized (with hdrkit's own
+formation model) from the training split of the radiance maps (``hdrkit.data.splits.TRAINING_HDR``), or
+from the built-in procedural scene. It writes, in ``out_dir``: ``checkpoint.pt`` (atomically, every
+``checkpoint_minutes`` and at the end; a killed run started again continues from it), ``log.csv`` (one
+row per ``log_every`` steps and per validation) and ``config.yaml``. It runs data-parallel under
+``torchrun`` (gloo on CPU, nccl on CUDA): the global batch is split across processes, so the loss curve
+matches a single process. Adam, cosine schedule with warm-up, mu-law losses, optional bf16 autocast with
+float32 master weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hdrkit.errors import HdrkitError
+
+__all__ = ["DataConfig", "GroupConfig", "TrainConfig", "load_config", "fit", "evaluate", "build_scenes",
+           "export_weights", "default_data_root"]
+
+
+@dataclass
+class GroupConfig:
+    """One kind of synthetic bracket: camera regime and motion.
+
+    response: ``gamma``, ``srgb``, ``dorf`` or ``emor`` (``hdrkit.data.sample_response``). bits: 8 or 16.
+    noise: darktable sensor noise. jpeg_quality: JPEG-compress 8-bit frames. motion: ``static`` or
+    ``dynamic`` (camera shake ``global_motion_px``, ``moving_objects`` objects moving
+    ``object_motion_px``, deformed by ``nonrigid_px``). calibrate: fraction of scenes whose priors use the
+    response recovered by Debevec 1997 instead of the true one (the ``--response calibrate`` case).
+    """
+
+    scenes: int = 16
+    response: str = "gamma"
+    bits: int = 16
+    noise: bool = False
+    jpeg_quality: int | None = None
+    motion: str = "dynamic"
+    global_motion_px: float = 2.0
+    moving_objects: int = 2
+    object_motion_px: tuple[float, float] = (10.0, 50.0)
+    nonrigid_px: float = 0.0
+    calibrate: float = 0.0
+
+
+@dataclass
+class DataConfig:
+    """Where training scenes come from. source: ``training`` (the training split under ``hdr_root``) or
+    ``procedural`` (the built-in scene; no data needed). hdr_root: default ``$HDRKIT_DATA/hdr`` or
+    ``../shared/data/hdr``. cache_dir: synthesized scenes and computed priors (re-used across runs)."""
+
+    source: str = "training"
+    hdr_root: str | None = None
+    cache_dir: str = ".cache/hdrkit-train"
+    crop: int = 256
+    patch: int = 128
+    seed: int = 0
+    align: str = "homography"
+    groups: list[GroupConfig] = field(default_factory=lambda: [GroupConfig()])
+    val_scenes: int = 6
+    val_crop: int = 256
+
+
+@dataclass
+class TrainConfig:
+    """A training run. model: a learned method's name (``hdrkit methods``)."""
+
+    model: str
+    out_dir: str
+    data: DataConfig = field(default_factory=DataConfig)
+    steps: int = 10000
+    batch_size: int = 8
+    lr: float = 1e-4
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.05
+    loss: str = "mu_l1"
+    bf16: bool = False
+    threads: int | None = None
+    seed: int = 0
+    log_every: int = 20
+    val_every: int = 500
+    checkpoint_minutes: float = 5.0
+    max_minutes: float | None = None
+    grad_clip: float | None = 1.0
+
+
+def _build(cls, raw, where: str):
+    if not isinstance(raw, dict):
+        raise HdrkitError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise HdrkitError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(names)}")
+    kw = {}
+    for k, v in raw.items():
+        if k == "data":
+            v = _build(DataConfig, v, f"{where}.data")
+        elif k == "groups":
+            v = [_build(GroupConfig, g, f"{where}.groups[{i}]") for i, g in enumerate(v)]
+        elif k == "object_motion_px":
+            v = tuple(float(x) for x in v)
+        kw[k] = v
+    try:
+        return cls(**kw)
+    except TypeError as e:
+        raise HdrkitError(f"{where}: {e}") from None
+
+
+def load_config(path: str | Path, **overrides) -> TrainConfig:
+    """Read a YAML training config (unknown keys are an error); ``overrides`` replace top-level keys."""
+    import yaml
+
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise HdrkitError(f"{p}: cannot read the config ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise HdrkitError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    raw = dict(raw or {})
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("model", "out_dir"):
+        if key not in raw:
+            raise HdrkitError(f"{p}: missing required key {key!r}")
+    return _build(TrainConfig, raw, str(p))
+
+
+def default_data_root() -> Path:
+    env = os.environ.get("HDRKIT_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------- data
+
+def _synth(data: DataConfig, group: GroupConfig, gi: int, split: str, n: int, crop: int, seed: int) -> list[Path]:
+    """Synthesize (once) ``n`` scenes of one group into the cache; returns the scene folders."""
+    from hdrkit.data import synthesize_dataset
+    from hdrkit.data.splits import split_paths
+
+    root = Path(data.hdr_root) if data.hdr_root else default_data_root() / "hdr"
+    shared = root.parent
+    key = _hash([dataclasses.asdict(group), data.source, split, n, crop, seed, gi, 2])
+    out = Path(data.cache_dir) / f"scenes_{split}_{key}"
+    done = out / ".complete"
+    if done.is_file():
+        return sorted(p for p in (out / "Test").iterdir() if p.is_dir())
+    if data.source == "procedural":
+        sources = None
+    elif data.source == "training" or split == "validation":
+        sources = split_paths(root, "validation" if split == "validation" else "training")
+    else:
+        raise HdrkitError(f"data.source must be 'training' or 'procedural', got {data.source!r}")
+    dynamic = group.motion == "dynamic"
+    if group.motion not in ("static", "dynamic"):
+        raise HdrkitError(f"motion must be 'static' or 'dynamic', got {group.motion!r}")
+    synthesize_dataset(
+        sources, out, n_scenes=n, seed=seed, crop_size=crop, response_family=group.response,
+        dorf_path=shared / "crf" / "dorf_public_151.npz" if group.response == "dorf" else None,
+        emor_path=shared / "crf" / "emor.txt" if group.response == "emor" else None,
+        noise_profiles_path=shared / "noise" / "darktable.json" if group.noise else None,
+        bits=group.bits, fmt="tif" if group.bits == 16 else "png", jpeg_quality=group.jpeg_quality,
+        global_motion=group.global_motion_px if dynamic else 0.0, moving_objects=group.moving_objects if dynamic else 0,
+        object_motion_px=group.object_motion_px, nonrigid_px=group.nonrigid_px if dynamic else 0.0,
+    )
+    done.write_text("ok\n")
+    return sorted(p for p in (out / "Test").iterdir() if p.is_dir())
+
+
+@dataclass
+class PreparedScene:
+    """A scene ready for patches: aligned bracket, ground truth and the network's priors."""
+
+    name: str
+    ldr: torch.Tensor
+    exposure_times: torch.Tensor
+    hdr: torch.Tensor
+    reference: int
+    priors: dict
+    response: object = None
+    bits: int = 16
+
+
+def _prepare_scene(folder: Path, model, data: DataConfig, calibrate: bool) -> PreparedScene:
+    from hdrkit.align import align
+    from hdrkit.data import read_kalantari_scene
+    from hdrkit.data.kalantari2017 import scene_response
+
+    scene = read_kalantari_scene(folder)
+    ldr = scene.ldr.float()[None]
+    times = scene.exposure_times.float()[None]
+    bits = int((scene.meta or {}).get("bits", 16))
+    response = scene_response(scene)
+    if calibrate:
+        from hdrkit.camera import recover_response_debevec1997
+
+        response = recover_response_debevec1997(ldr, times, bits=bits)
+    ref = torch.tensor([scene.reference])
+    if data.align != "none":
+        ldr = align(ldr, times, method=data.align, reference=scene.reference, response=response).ldr
+    with torch.no_grad():
+        priors = model.prepare(ldr, times, ref, response)
+    return PreparedScene(scene.name, ldr[0], times[0], scene.hdr.float(), scene.reference,
+                         {k: v[0].numpy() for k, v in priors.items()}, response, bits)
+
+
+def build_scenes(cfg: TrainConfig, model, split: str = "training", progress: bool = False) -> list[PreparedScene]:
+    """Synthesize and prepare the scenes of ``split`` (``training``: the config's groups; ``validation``:
+    ``val_scenes`` dynamic gamma 2.2 16-bit scenes from the validation radiance maps, seed 2017)."""
+    data = cfg.data
+    if split == "validation":
+        g = GroupConfig(scenes=data.val_scenes, object_motion_px=(15.0, 45.0))
+        plan = [(g, 0, 2017, data.val_crop)]
+    else:
+        plan = [(g, i, data.seed * 1000 + i, data.crop) for i, g in enumerate(data.groups)]
+    key = _hash([type(model).__name__, data.align, split, 3])
+    scenes = []
+    for g, gi, seed, crop in plan:
+        folders = _synth(data, g, gi, split, g.scenes, crop, seed)
+        rng = np.random.default_rng([seed, 99])
+        for folder in folders:
+            calibrate = bool(rng.random() < g.calibrate)
+            cache = Path(data.cache_dir) / f"prepared_{key}" / f"{folder.parent.parent.name}_{folder.name}_{int(calibrate)}.npz"
+            if cache.is_file():
+                z = np.load(cache, allow_pickle=False)
+                meta = json.loads(str(z["meta"]))
+                priors = {k[len("prior_"):]: z[k] for k in z.files if k.startswith("prior_")}
+                scenes.append(PreparedScene(meta["name"], torch.from_numpy(z["ldr"]), torch.from_numpy(z["times"]),
+                                            torch.from_numpy(z["hdr"]), meta["reference"], priors, None, meta["bits"]))
+                continue
+            s = _prepare_scene(folder, model, data, calibrate)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp.npz")
+            np.savez(tmp, ldr=s.ldr.numpy(), times=s.exposure_times.numpy(), hdr=s.hdr.numpy(),
+                     meta=json.dumps({"name": s.name, "reference": s.reference, "bits": s.bits}),
+                     **{f"prior_{k}": v for k, v in s.priors.items()})
+            os.replace(tmp, cache)
+            scenes.append(s)
+            if progress:
+                print(f"prepared {len(scenes)} {split} scenes", file=sys.stderr, end="\r")
+    return scenes
+
+
+# ---------------------------------------------------------------- fit / evaluate
+
+def _lr_factor(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    p = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def _batch(ds, indices) -> dict:
+    # numpy stacking: torch.stack of small tensors is very slow with 2 threads on a loaded machine
+    items = [ds[int(i)] for i in indices]
+    stack = lambda xs: torch.from_numpy(np.stack([np.asarray(x) for x in xs]))  # noqa: E731
+    out = {k: stack([it[k] for it in items]) for k in ("ldr", "exposure_times", "hdr", "reference")}
+    if "priors" in items[0]:
+        out["priors"] = {k: stack([it["priors"][k] for it in items]) for k in items[0]["priors"]}
+    return out
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def evaluate(model, scenes: list[PreparedScene], dtype: str = "fp32") -> dict[str, float]:
+    """Mean PSNR-mu / PSNR-L of ``model`` over prepared scenes (whole scenes, priors as prepared)."""
+    from hdrkit.metrics import psnr_l, psnr_mu
+    from hdrkit.models.inference import DTYPES
+
+    model.eval()
+    mu, lin = [], []
+    with torch.inference_mode():
+        for s in scenes:
+            priors = {k: torch.as_tensor(v)[None] for k, v in s.priors.items()}
+            ad = DTYPES[dtype]
+            with torch.autocast("cpu", dtype=ad or torch.float32, enabled=ad is not None):
+                out = model.refine(s.ldr[None], s.exposure_times[None], torch.tensor([s.reference]), **priors)
+            out = out.float()[0]
+            mu.append(float(psnr_mu(out, s.hdr)))
+            lin.append(float(psnr_l(out, s.hdr)))
+    return {"psnr_mu": float(np.mean(mu)), "psnr_l": float(np.mean(lin))}
+
+
+def _dist():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 1, 0, None
+    import torch.distributed as tdist
+
+    if not tdist.is_initialized():
+        tdist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return world, tdist.get_rank(), tdist
+
+
+def fit(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
+    """Train ``cfg.model``; returns ``{'step', 'loss', 'val'}`` of the last step. See the module docstring."""
+    from hdrkit.data import PatchDataset
+    from hdrkit.losses import LOSSES
+    from hdrkit.methods import get_method
+    from hdrkit.models import MODELS
+
+    card = get_method(cfg.model)
+    if not card.learned or cfg.model not in MODELS:
+        raise HdrkitError(f"method {cfg.model!r} is not a trainable network; choose from {', '.join(MODELS)}")
+    if cfg.loss not in LOSSES:
+        raise HdrkitError(f"unknown loss {cfg.loss!r}: choose from {', '.join(LOSSES)}")
+    world, rank, tdist = _dist()
+    if cfg.batch_size % world:
+        raise HdrkitError(f"batch_size {cfg.batch_size} must be divisible by the {world} processes")
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    model = MODELS[cfg.model]()
+    device = torch.device("cuda", rank % torch.cuda.device_count()) if torch.cuda.is_available() else torch.device("cpu")
+    if tdist is not None and rank != 0:
+        tdist.barrier()  # rank 0 synthesizes and caches the scenes first; the others read the cache
+    scenes = build_scenes(cfg, model, "training", progress=progress and rank == 0)
+    if tdist is not None and rank == 0:
+        tdist.barrier()
+    val = build_scenes(cfg, model, "validation") if cfg.val_every and rank == 0 else []
+    ds = PatchDataset(scenes, patch_size=cfg.data.patch, seed=cfg.data.seed)
+    if len({s.ldr.shape[0] for s in scenes}) != 1:
+        raise HdrkitError("training scenes must all have the same number of frames")
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step = 0
+    ckpt = out / "checkpoint.pt"
+    if resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+    model.to(device)
+    net = model
+    if tdist is not None:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if rank == 0:
+        import yaml
+
+        (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    log_path = out / "log.csv"
+    new_log = not log_path.is_file() or step == 0
+    logf = open(log_path, "w" if new_log else "a", newline="") if rank == 0 else None
+    writer = csv.writer(logf) if logf else None
+    if writer and new_log:
+        writer.writerow(["step", "loss", "lr", "seconds", "patches_per_s", "val_psnr_mu", "val_psnr_l"])
+    loss_fn = LOSSES[cfg.loss]
+    per_epoch = max(1, len(ds) // cfg.batch_size)
+    local = cfg.batch_size // world
+    start = time.monotonic()
+    last_ckpt = start
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", unit="step", file=sys.stderr)
+    run_loss, run_n, t_log = 0.0, 0, time.monotonic()
+    last = {"step": step, "loss": None, "val": None}
+
+    def save():
+        if rank == 0:
+            _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                          "config": dataclasses.asdict(cfg)}, ckpt)
+
+    stop = False
+    while step < cfg.steps and not stop:
+        epoch, j = divmod(step, per_epoch)
+        ds.set_epoch(epoch)
+        perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(ds))
+        idx = perm[j * cfg.batch_size:(j + 1) * cfg.batch_size][rank * local:(rank + 1) * local]
+        b = _batch(ds, idx)
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * _lr_factor(cfg, step)
+        model.train()
+        priors = {k: v.to(device) for k, v in b.get("priors", {}).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            pred = net(b["ldr"].to(device), b["exposure_times"].to(device), b["reference"].to(device), priors=priors)
+        loss = loss_fn(pred.float(), b["hdr"].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        lv = float(loss.detach())
+        if tdist is not None:
+            t = torch.tensor([lv], device=device)
+            tdist.all_reduce(t)
+            lv = float(t) / world
+        run_loss += lv
+        run_n += 1
+        last["step"], last["loss"] = step, lv
+        if bar:
+            bar.update(1)
+            bar.set_postfix(loss=f"{lv:.4f}")
+        if writer and (step % cfg.log_every == 0 or step == cfg.steps):
+            dt = time.monotonic() - t_log
+            writer.writerow([step, f"{run_loss / run_n:.6f}", f"{opt.param_groups[0]['lr']:.3g}",
+                             f"{time.monotonic() - start:.1f}", f"{run_n * cfg.batch_size / max(dt, 1e-9):.2f}", "", ""])
+            logf.flush()
+            run_loss, run_n, t_log = 0.0, 0, time.monotonic()
+        if val and (step % cfg.val_every == 0 or step == cfg.steps):
+            r = evaluate(model, val)
+            last["val"] = r
+            writer.writerow([step, "", "", f"{time.monotonic() - start:.1f}", "", f"{r['psnr_mu']:.3f}", f"{r['psnr_l']:.3f}"])
+            logf.flush()
+        now = time.monotonic()
+        if cfg.max_minutes is not None and now - start > 60 * cfg.max_minutes:
+            stop = True
+        if tdist is not None:
+            flag = torch.tensor([1.0 if stop else 0.0])
+            tdist.all_reduce(flag)
+            stop = bool(flag.item() > 0)
+        if now - last_ckpt > 60 * cfg.checkpoint_minutes or stop or step == cfg.steps:
+            save()
+            last_ckpt = now
+    if bar:
+        bar.close()
+    if logf:
+        logf.close()
+    if tdist is not None:
+        tdist.barrier()
+    return last
+
+
+def export_weights(checkpoint: str | Path, path: str | Path, dtype: torch.dtype | None = None) -> str:
+    """Write a checkpoint's model as packaged safetensors weights; returns the sha256."""
+    from hdrkit.models import MODELS
+    from hdrkit.models.weights import save_weights
+
+    if isinstance(dtype, str):
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as e:
+        raise HdrkitError(f"{checkpoint}: not a readable training checkpoint ({str(e).splitlines()[0]})") from None
+    cfg = state["config"]
+    model = MODELS[cfg["model"]]()
+    model.load_state_dict(state["model"])
+    return save_weights(model, path, metadata={"model": cfg["model"], "step": state["step"]}, dtype=dtype)
