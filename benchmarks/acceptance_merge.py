@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import math
 import tempfile
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from hdrkit.data.noise_profiles import load_noise_profiles
 from hdrkit.data.splits import split_paths
 from hdrkit.io import read_bracket, read_hdr, write_ldr
 from hdrkit.camera import recover_response_debevec1997
-from hdrkit.metrics import psnr_mu
+from hdrkit.metrics import psnr_mu, psnr_mu_best_scale
 
 DORF_INDICES = (0, 20, 50, 90, 96)
 
@@ -73,18 +72,7 @@ def run_cli(argv: list[str]) -> None:
         raise RuntimeError(err.getvalue())
 
 
-def best_scale_psnr_mu(pred: torch.Tensor, gt: torch.Tensor) -> float:
-    """PSNR-mu after the global scale that maximizes it (golden-section search on log scale)."""
-    f = lambda ls: psnr_mu(pred * math.exp(ls), gt)  # noqa: E731
-    a, b = -3.0, 3.0
-    g = (math.sqrt(5) - 1) / 2
-    for _ in range(40):
-        c, d = b - g * (b - a), a + g * (b - a)
-        if f(c) > f(d):
-            b = d
-        else:
-            a = c
-    return f((a + b) / 2)
+best_scale_psnr_mu = psnr_mu_best_scale
 
 
 def opencv_merge(ldr8: torch.Tensor, times) -> torch.Tensor:

@@ -71,7 +71,8 @@ REGIMES = {
 RESPONSE = "scene"
 """Methods get the scene's own (true) camera response: the benchmark measures merging, not calibration."""
 
-RUNS = (("kalantari_gamma16", "homography"), ("phone_dorf8", "homography"), ("kalantari_gamma16", "none"))
+RUNS = (("kalantari_gamma16", "homography", "scene"), ("phone_dorf8", "homography", "scene"),
+        ("phone_dorf8", "homography", "calibrate"), ("kalantari_gamma16", "none", "scene"))
 """(regime, alignment) pairs evaluated: homography is the ``hdrkit merge`` default; the unaligned run separates
 merge quality from alignment errors (the shake is small, so unaligned merges only suffer at edges)."""
 
@@ -140,9 +141,15 @@ def _subset_mean(info: dict, prefix: str, key: str):
     return sum(vals) / len(vals) if vals else None
 
 
-def run_name(regime: str, align: str) -> str:
-    """``<regime>`` for the default (homography) alignment, ``<regime>__align_<align>`` otherwise."""
-    return regime if align == "homography" else f"{regime}__align_{align}"
+def run_name(regime: str, align: str, response: str = RESPONSE) -> str:
+    """``<regime>`` for the default (homography) alignment and the true response, with ``__align_<align>`` and
+    ``__response_<response>`` appended otherwise."""
+    name = regime if align == "homography" else f"{regime}__align_{align}"
+    return name if response == RESPONSE else f"{name}__response_{response}"
+
+
+CALIBRATED_METRICS = ("psnr_mu_best_scale", "psnr_mu", "psnr_l", "ssim_mu", "ssim_l")
+"""Runs with a recovered response are right only up to a global scale: PSNR-mu after the best scale first."""
 
 
 def summary_markdown(all_results: dict[str, dict], wall: dict[str, float]) -> str:
@@ -158,7 +165,7 @@ def summary_markdown(all_results: dict[str, dict], wall: dict[str, float]) -> st
         "(`hdrkit.data.splits.VALIDATION_HDR`, disjoint from `TRAINING_HDR`). Dynamic scenes: "
         f"{MOTION['global_motion']:g} px camera shake and {MOTION['moving_objects']} moving objects "
         f"({MOTION['object_motion_px'][0]:g}-{MOTION['object_motion_px'][1]:g} px). Methods get the true camera "
-        f"response (`response='{RESPONSE}'`). Seconds per scene include alignment for multi-frame methods; other "
+        f"response (`response='{RESPONSE}'`), except in `__response_calibrate` runs, which recover it per scene. Seconds per scene include alignment for multi-frame methods; other "
         "jobs sharing the machine inflate them (see the load averages), so compare seconds within one table.\n",
         f"Protocol: {any_res['protocol']}\n",
     ]
@@ -171,13 +178,17 @@ def summary_markdown(all_results: dict[str, dict], wall: dict[str, float]) -> st
         load_text = f" System load average {' -> '.join(f'{v:.1f}' for v in load)} on {os.cpu_count()} CPUs." if load else ""
         lines.append(f"Per-scene numbers: [`{run}.md`]({run}.md), [`{run}.json`]({run}.json). "
                      f"Wall time of this evaluation: {wall[run]:.0f} s.{prep_text}{load_text}\n")
-        headers = ["method"] + list(SUMMARY_METRICS) + ["psnr_mu static", "psnr_mu dynamic", "seconds/scene"]
+        calibrated = res["metadata"].get("response") == "calibrate"
+        key = "psnr_mu_best_scale" if calibrated else "psnr_mu"
+        summary = (key,) + SUMMARY_METRICS if calibrated else SUMMARY_METRICS
+        lines.append(f"Camera response: {'recovered per scene (Debevec 1997, `--response calibrate`); first column: PSNR-mu after the best global scale' if calibrated else 'the true one'}.\n")
+        headers = ["method"] + list(summary) + [f"{key} static", f"{key} dynamic", "seconds/scene"]
         rows = []
         for name, info in res["methods"].items():
             agg = info["aggregate"]
-            rows.append([name] + [format_value(agg.get(m), 4 if "ssim" in m else 2) for m in SUMMARY_METRICS]
-                        + [format_value(_subset_mean(info, "static/", "psnr_mu")),
-                           format_value(_subset_mean(info, "dynamic/", "psnr_mu")),
+            rows.append([name] + [format_value(agg.get(m), 4 if "ssim" in m else 2) for m in summary]
+                        + [format_value(_subset_mean(info, "static/", key)),
+                           format_value(_subset_mean(info, "dynamic/", key)),
                            format_value(agg.get("seconds"), 3)])
         lines.append(markdown_table(headers, rows))
         notes = [f"- `{n}`: {i['note']}" for n, i in res["methods"].items() if i.get("note")]
@@ -200,6 +211,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default=None, help="learned methods: cpu | cuda | auto (default: CUDA when present)")
     p.add_argument("--weights", action="append", default=[], metavar="NAME=FILE",
                    help="safetensors weights for learned method NAME (until packaged weights ship); repeat")
+    p.add_argument("--response", action="append", choices=sorted({r for _, _, r in RUNS}),
+                   help="only the runs with this response (scene: the true one; calibrate: recovered); default: all")
     p.add_argument("--max-scenes", type=int, default=None, help="quick runs: first N scenes per regime")
     args = p.parse_args(argv)
 
@@ -208,18 +221,20 @@ def main(argv=None) -> int:
         options = method_options(methods, args.dtype, args.device, args.weights)
     except HdrkitError as e:
         p.error(str(e))
-    runs = [(r, a) for r, a in RUNS if args.regime is None or r in args.regime]
+    runs = [(r, a, rs) for r, a, rs in RUNS if (args.regime is None or r in args.regime)
+            and (args.response is None or rs in args.response)]
     args.out.mkdir(parents=True, exist_ok=True)
     all_results, wall = {}, {}
     t_all = time.perf_counter()
-    for regime, align in runs:
-        run = run_name(regime, align)
+    for regime, align, response in runs:
+        run = run_name(regime, align, response)
         t0 = time.perf_counter()
         root = synthesize_regime(regime, args.data, args.work)
         t_syn = time.perf_counter() - t0
         t0 = time.perf_counter()
         res = evaluate(root, methods, args.work / run / "report", split="Test", max_scenes=args.max_scenes,
-                       title=f"public benchmark, {run}", progress=True, response=RESPONSE, align=align,
+                       title=f"public benchmark, {run}", progress=True, response=response, align=align,
+                       metrics=CALIBRATED_METRICS if response == "calibrate" else None,
                        method_options=options)
         wall[run] = time.perf_counter() - t0
         res.pop("images", None)

@@ -288,14 +288,16 @@ def evaluate(model, scenes: list[PreparedScene], dtype: str = "fp32") -> dict[st
     from hdrkit.models.inference import DTYPES
 
     model.eval()
+    dev = next(model.parameters()).device
     mu, lin = [], []
     with torch.inference_mode():
         for s in scenes:
-            priors = {k: torch.as_tensor(v)[None] for k, v in s.priors.items()}
+            priors = {k: torch.as_tensor(v)[None].to(dev) for k, v in s.priors.items()}
             ad = DTYPES[dtype]
-            with torch.autocast("cpu", dtype=ad or torch.float32, enabled=ad is not None):
-                out = model.refine(s.ldr[None], s.exposure_times[None], torch.tensor([s.reference]), **priors)
-            out = out.float()[0]
+            with torch.autocast(dev.type, dtype=ad or torch.float32, enabled=ad is not None):
+                out = model.refine(s.ldr[None].to(dev), s.exposure_times[None].to(dev),
+                                   torch.tensor([s.reference], device=dev), **priors)
+            out = out.float()[0].cpu()
             mu.append(float(psnr_mu(out, s.hdr)))
             lin.append(float(psnr_l(out, s.hdr)))
     return {"psnr_mu": float(np.mean(mu)), "psnr_l": float(np.mean(lin))}

@@ -324,13 +324,12 @@ def _ghost_masks(ldr, radiance, variance, times, reference, response, threshold,
             xi = torch.where(keep, _blur(ri * pairf, sigma).div_(den), ri)
             sd = torch.mul(vi, var_gain).add_(ref_var).sqrt_()
             score = torch.maximum(xi - hi, lo - xi).clamp_min_(0).div_(sd)  # relu(xi - hi) + relu(lo - xi)
-        # where the reference is clipped, only its sparse pixels are evaluated (same formulas)
+        # where the reference is clipped, the frame is tested against the clipping level; computed
+        # densely and selected (boolean-mask indexing of full images is several times slower on CPU)
         if any_sat:
-            lvl = sat_level.expand_as(vi)[ref_sat]
-            score[ref_sat] = F.relu(lvl - _maxf(ri)[ref_sat]) / torch.sqrt(vi[ref_sat] + (tolerance * lvl) ** 2)
+            score = torch.where(ref_sat, F.relu(sat_level - _maxf(ri)) / torch.sqrt(vi + (tolerance * sat_level) ** 2), score)
         if any_dark:
-            lvl = dark_level.expand_as(vi)[ref_dark]
-            score[ref_dark] = F.relu(_minf(ri)[ref_dark] - lvl) / torch.sqrt(vi[ref_dark] + (tolerance * lvl) ** 2)
+            score = torch.where(ref_dark, F.relu(_minf(ri) - dark_level) / torch.sqrt(vi + (tolerance * dark_level) ** 2), score)
         ghost = (score.masked_fill_(~valid, 0).amax(dim=1, keepdim=True) > threshold).to(ldr.dtype)
         ghost = (F.avg_pool2d(ghost, 5, stride=1, padding=2, count_include_pad=False) >= MIN_FRACTION).to(ldr.dtype)
         ghost = _maxf(ghost, 2 * DILATION + 1)

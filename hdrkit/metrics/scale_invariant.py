@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from hdrkit.errors import HdrkitError
 from hdrkit.metrics.psnr import mu_law_np, per_image, psnr
@@ -130,9 +129,7 @@ def psnr_mu_best_scale(pred: object, target: object, *, mu: float = MU, log_rang
     """
     from hdrkit.metrics.psnr import psnr_mu
 
-    p = torch.as_tensor(np.asarray(pred) if not torch.is_tensor(pred) else pred).float()
-    t = torch.as_tensor(np.asarray(target) if not torch.is_tensor(target) else target).float()
-    f = lambda ls: float(psnr_mu(p * math.exp(ls), t, mu=mu))  # noqa: E731
+    f = lambda ls: float(psnr_mu(pred * math.exp(ls), target, mu=mu))  # noqa: E731
     a, b = -log_range, log_range
     g = (math.sqrt(5) - 1) / 2
     for _ in range(iterations):

@@ -10,10 +10,12 @@ Kalantari & Ramamoorthi 2017 align with Liu's flow) and ``refine`` learns, per p
     the deghost merge, every frame's radiance, and every non-reference frame's flow-warped radiance
 
 with softmax weights, times a bounded multiplicative residual ``exp(0.5 tanh(r))``, and applies that
-correction through a learned gate ``g = clip(x, 0, 1)``: ``out = deghost + g (corrected - deghost)``. The
-gate can be exactly zero, so where nothing moves (static scenes, static parts of dynamic ones) the output is
-the classical merge to the bit, which a blend of candidates and a residual cannot reproduce to the ~1e-4
-precision the noise-optimal merge reaches there. The blend starts (bias) on the deghost merge, so an
+correction through a gate: ``out = deghost + E g (corrected - deghost)``, with a learned ``g = clip(x, 0, 1)``
+and the classical evidence ``E``: 1 within ``EVIDENCE_RADIUS`` pixels of a pixel that the deghosting merge's
+consistency test flagged in any frame, else 0. So where nothing moves (static scenes, static parts of
+dynamic ones) the output is the classical merge to the bit, which a blend of candidates and a residual
+cannot reproduce to the ~1e-4 precision the noise-optimal merge reaches there (without ``E`` the network
+lost 8.5 dB on static 16-bit scenes while gaining 9 dB on dynamic ones). The blend starts (bias) on the deghost merge, so an
 untrained or unsure network returns the classical result, and the output never leaves the hull of the
 candidates by more than the residual's bound.
 
@@ -49,6 +51,9 @@ FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
 DEGHOST_BIAS = 4.0
 """Initial logit of the deghost candidate: an untrained network returns the classical merge."""
 
+EVIDENCE_RADIUS = 32
+"""The correction is allowed only within this many pixels of a pixel the classical ghost test flagged."""
+
 GATE_INIT = 0.9
 """Initial value of the correction gate (inside (0, 1), so it gets gradients from the start)."""
 
@@ -58,7 +63,8 @@ RESIDUAL_BOUND = 0.5
 
 def infer_bits(ldr: torch.Tensor) -> int:
     """8 if every code of the (float, [0, 1]) bracket lies on the 8-bit grid, else 16."""
-    x = ldr.detach().float() * 255.0
+    flat = ldr.detach().reshape(-1)
+    x = flat[:: max(1, flat.numel() // 262144)].float() * 255.0  # a strided sample decides
     return 8 if (x - x.round()).abs().max().item() < 1e-3 else 16
 
 
@@ -110,12 +116,27 @@ def _pool(f: torch.Tensor, b: int) -> torch.Tensor:
     return torch.cat([f.mean(1), f.amax(1)], 1)
 
 
+def _evidence(ghost: torch.Tensor, radius: int = EVIDENCE_RADIUS) -> torch.Tensor:
+    """(B, N, 1, H, W) soft ghost masks -> (B, 1, H, W) in {0, 1}: any mask > 0 within ``radius`` pixels.
+
+    Computed on 4x4 blocks (max), dilated separably, upsampled: cheap at any size, tile-consistent for tiles
+    aligned to 4 pixels.
+    """
+    h, w = ghost.shape[-2:]
+    g = (ghost.amax(1) > 0).float()
+    g = F.max_pool2d(g, 4, 4, ceil_mode=True)
+    r = radius // 4
+    g = F.max_pool2d(g, (1, 2 * r + 1), 1, (0, r))
+    g = F.max_pool2d(g, (2 * r + 1, 1), 1, (r, 0))
+    return F.interpolate(g, scale_factor=4, mode="nearest")[..., :h, :w]
+
+
 class DeghostRefineNet(MergeNet):
     """Learned per-pixel correction of the deghosting merge with flow-warped frames (hdrkit's own)."""
 
     frames = None
     size_divisor = 8
-    context = 64
+    context = 64  # receptive field of refine ~40 px; evidence dilation 32 px + one 4-px block
     bytes_per_pixel = 900
 
     FRAME_CHANNELS = 12
@@ -190,4 +211,4 @@ class DeghostRefineNet(MergeNet):
         cands = torch.cat([deghost[:, None], lin, lin_warped], 1).float()
         corrected = (weights[:, :, None] * cands).sum(1) * torch.exp(RESIDUAL_BOUND * torch.tanh(resid[:, None]))
         d = deghost.float()
-        return d + gate.clamp(0, 1)[:, None] * (corrected - d)
+        return d + (_evidence(ghost) * gate[:, None].clamp(0, 1)) * (corrected - d)
