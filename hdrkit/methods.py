@@ -103,11 +103,7 @@ def normalize_inputs(ldr, exposure_times, reference):
     from hdrkit.camera.exposure import normalize_times
     from hdrkit.models.base import check_bracket
 
-    if isinstance(ldr, torch.Tensor) and ldr.ndim == 5 and ldr.shape[1] == 1:
-        ldr2 = torch.cat([ldr, ldr], 1)  # check_bracket wants N >= 2; single frames are fine here
-        _, t, ref = check_bracket(ldr2, torch.as_tensor(exposure_times).repeat(1, 2), reference)
-        return ldr, t[:, :1] / t[:, :1], ref
-    ldr, t, ref = check_bracket(ldr, exposure_times, reference)
+    ldr, t, ref = check_bracket(ldr, exposure_times, reference, min_frames=1)
     if not torch.isfinite(t).all() or (t <= 0).any():
         raise HdrkitError("exposure times must be positive and finite")
     return ldr, normalize_times(t), ref

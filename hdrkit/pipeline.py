@@ -90,13 +90,13 @@ def hdr_from_brackets(
             ``weights`` for learned networks.
     """
     card = get_method(method)
-    runner = card.build(**method_options)
     bracket = read_bracket(paths, times=times, ev=ev, progress=progress)
     n = bracket.ldr.shape[0]
     ref = n // 2 if reference is None else reference
     if not 0 <= ref < n:
         raise HdrkitError(f"reference frame {reference} out of range: the bracket has {n} frames (0..{n - 1})")
     card.check_frames(n)
+    runner = card.build(**method_options)
     crf = resolve_response(response, bracket)
     ldr = bracket.ldr[None]
     times_b = bracket.exposure_times[None].to(torch.float32)

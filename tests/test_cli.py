@@ -167,3 +167,22 @@ def test_demo(tmp_path, capsys):
     best = scores["hdrkit (homography + deghost)"]
     assert best > scores["reference frame alone"] + 1.0
     assert best > scores["plain Debevec merge, no alignment"]
+
+
+def test_learned_methods_from_the_cli(tmp_path, scene, capsys):
+    paths = _bracket(tmp_path, scene, bits=16)
+    out = tmp_path / "dr.exr"
+    code, stdout, err = _run(["merge", *paths, "-o", str(out), "--times", *map(str, TIMES), "--method", "deghost_refine",
+                              "--align", "none", "--dtype", "bf16", "--max-memory", "0.05"], capsys)
+    assert code == 0, err
+    assert "deghost_refine" in stdout and psnr_mu(read_hdr(out), scene) > 40  # static: the classical merge
+    code, _, err = _run(["merge", *paths[:2], "-o", str(tmp_path / "a.exr"), "--times", "1", "4", "--method", "ahdrnet"], capsys)
+    assert code == 2 and "takes exactly 3 frames, got 2" in err and err.count("\n") == 1
+    code, _, err = _run(["merge", *paths, "-o", str(tmp_path / "d.exr"), "--times", *map(str, TIMES), "--dtype", "bf16"], capsys)
+    assert code == 2 and "apply to learned methods" in err
+    code, _, err = _run(["merge", *paths, "-o", str(tmp_path / "w.exr"), "--times", *map(str, TIMES), "--method", "ahdrnet",
+                         "--weights", str(tmp_path / "missing.safetensors")], capsys)
+    assert code == 2 and "missing.safetensors: weights file not found" in err
+    assert not (tmp_path / "w.exr").exists()
+    code, stdout, _ = _run(["methods"], capsys)
+    assert code == 0 and "deghost_refine" in stdout and "ahdrnet" in stdout and "frames 3" in stdout

@@ -29,10 +29,11 @@ from hdrkit.errors import HdrkitError
 __all__ = ["MergeNet", "check_bracket"]
 
 
-def check_bracket(ldr: torch.Tensor, exposure_times: torch.Tensor, reference, frames: int | None = None):
-    """Validate the canonical inputs; returns ``(ldr, exposure_times, reference (B,) long)``.
+def check_bracket(ldr: torch.Tensor, exposure_times: torch.Tensor, reference, frames: int | None = None,
+                  min_frames: int = 2):
+    """Validate the canonical inputs; returns ``(ldr, exposure_times float32, reference (B,) long)``.
 
-    ``frames``: the exact N the network takes, or None for any N >= 2.
+    ``frames``: the exact N the network takes, or None for any N >= ``min_frames``.
     """
     if not isinstance(ldr, torch.Tensor) or ldr.ndim != 5 or ldr.shape[2] != 3:
         shape = tuple(ldr.shape) if isinstance(ldr, torch.Tensor) else type(ldr).__name__
@@ -41,8 +42,8 @@ def check_bracket(ldr: torch.Tensor, exposure_times: torch.Tensor, reference, fr
     if frames is not None and n != frames:
         raise HdrkitError(f"this network takes exactly {frames} frames, got {n}; pass a {frames}-frame bracket "
                           "or choose a method that takes any number (`hdrkit methods`)")
-    if n < 2:
-        raise HdrkitError(f"a bracket needs at least 2 frames, got {n}")
+    if n < min_frames:
+        raise HdrkitError(f"a bracket needs at least {min_frames} frames, got {n}")
     t = torch.as_tensor(exposure_times, device=ldr.device, dtype=torch.float32)
     if t.shape != (b, n):
         raise HdrkitError(f"exposure_times must have shape ({b}, {n}), got {tuple(t.shape)}")

@@ -20,6 +20,7 @@ __all__ = ["WEIGHTS", "WEIGHTS_DIR", "load_weights", "save_weights", "sha256_fil
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 
 WEIGHTS: dict[str, str] = {
+    "ahdrnet.safetensors": "71c83fa89117aa0bc424a20fdbbfd0a7e8f5ba4cd7548d8eafd9190780a3196e",
     "deghost_refine.safetensors": "aca495dd24999fb55cd493686fdeb942a5526e8bb1c080ef3426bc20408463e1",
 }
 """File name in ``WEIGHTS_DIR`` -> sha256 of the shipped file (written by ``scripts/export_weights.py``)."""
