@@ -149,16 +149,16 @@ def _check_options(name: str, fn, options: dict, fixed=("ldr", "exposure_times",
         raise HdrkitError(f"method {name!r} got unknown option(s) {bad}: allowed {allowed}")
 
 
-def _classical(fn_name: str, **fixed):
+def _classical(fn_name: str):
     def build(**options):
         from hdrkit import merge
 
         fn = getattr(merge, fn_name)
         _check_options(fn_name, fn, options)
-        inner = _per_reference(lambda ldr, t, reference, **kw: fn(ldr, t, reference=reference, **kw))
+        inner = _per_reference(fn)
 
         def runner(ldr, t, ref, response=None, bits=None):
-            kw = dict(fixed, **options, response=response)
+            kw = dict(options, response=response)
             if bits is not None:
                 kw["bits"] = bits
             return inner(ldr, t, ref, **kw)
