@@ -208,7 +208,12 @@ class DeghostRefineNet(MergeNet):
         mask = torch.zeros(b, 1 + 2 * n, 1, 1, device=ldr.device)
         mask[bi, 1 + n + reference] = -math.inf
         weights = torch.softmax(logits + mask, 1)
-        cands = torch.cat([deghost[:, None], lin, lin_warped], 1).float()
-        corrected = (weights[:, :, None] * cands).sum(1) * torch.exp(RESIDUAL_BOUND * torch.tanh(resid[:, None]))
         d = deghost.float()
+        # the blend candidate by candidate: no (B, 1 + 2N, 3, H, W) stack of full-size images
+        blend = d * weights[:, :1]
+        for k, cand in enumerate(list(lin.unbind(1)) + list(lin_warped.unbind(1))):
+            if k >= n and bool((reference == k - n).all()):
+                continue  # the reference's warped copy: weight 0
+            blend = blend + cand.float() * weights[:, 1 + k : 2 + k]
+        corrected = blend * torch.exp(RESIDUAL_BOUND * torch.tanh(resid[:, None]))
         return d + (_evidence(ghost) * gate[:, None].clamp(0, 1)) * (corrected - d)
