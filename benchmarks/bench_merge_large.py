@@ -35,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from hdrkit.report import cpu_name
+
 TIMES = (1.0, 4.0, 16.0)
 SCENE_MAX = (1500, 1000)  # largest procedural render (width, height); larger sizes are upsampled
 
@@ -91,18 +93,6 @@ def write_bracket(folder: Path, width: int, height: int, seed: int = 0) -> list[
     for p, t in zip(paths, TIMES):
         write_ldr(p, resp.forward((hdr * t).clamp(0, 1)), bits=16)
     return paths
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def cli_flags() -> set[str]:

@@ -216,15 +216,20 @@ def output_thumbnails(scene: str, method: str, out: torch.Tensor, gt: torch.Tens
     return o
 
 
-def machine_description() -> str:
-    """OS, CPU model and count, torch version and threads, Python version: one line for the report."""
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU model from ``/proc/cpuinfo``, else what ``platform`` knows."""
     try:
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), cpu)
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return (f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} CPUs, "
+    return platform.processor() or platform.machine()
+
+
+def machine_description() -> str:
+    """OS, CPU model and count, torch version and threads, Python version: one line for the report."""
+    return (f"{platform.system()} {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPUs, "
             f"torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}")
 
 
