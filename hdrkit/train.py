@@ -200,17 +200,13 @@ class PreparedScene:
 def _prepare_scene(folder: Path, model, data: DataConfig, calibrate: bool) -> PreparedScene:
     from hdrkit.align import align
     from hdrkit.data import read_kalantari_scene
-    from hdrkit.data.kalantari2017 import scene_response
+    from hdrkit.data.eval_scenes import resolve_response
 
     scene = read_kalantari_scene(folder)
     ldr = scene.ldr.float()[None]
     times = scene.exposure_times.float()[None]
     bits = int((scene.meta or {}).get("bits", 16))
-    response = scene_response(scene)
-    if calibrate:
-        from hdrkit.camera import recover_response_debevec1997
-
-        response = recover_response_debevec1997(ldr, times, bits=bits)
+    response = resolve_response("calibrate" if calibrate else "scene", scene, ldr, times, bits)
     ref = torch.tensor([scene.reference])
     if data.align != "none":
         ldr = align(ldr, times, method=data.align, reference=scene.reference, response=response).ldr

@@ -389,24 +389,22 @@ def _read_emor_blocks(path: str | Path, first: str) -> dict[str, np.ndarray]:
     return {k: np.array(v) for k, v in blocks.items()}
 
 
+def _emor_model(path, first: str, mean: str, basis: str, what: str) -> dict[str, np.ndarray]:
+    blocks = _read_emor_blocks(path, first)
+    try:
+        return {first: blocks[first], mean: blocks[mean], basis: np.stack([blocks[f"{basis}({k})"] for k in range(1, 26)])}
+    except KeyError as e:
+        raise HdrkitError(f"{path}: {what} file lacks block {e}") from None
+
+
 def load_emor(path: str | Path) -> dict[str, np.ndarray]:
     """Parse Grossberg & Nayar's ``emor.txt`` into ``{'E', 'f0', 'h'}`` (h: (25, 1024))."""
-    blocks = _read_emor_blocks(path, "E")
-    try:
-        h = np.stack([blocks[f"h({k})"] for k in range(1, 26)])
-        return {"E": blocks["E"], "f0": blocks["f0"], "h": h}
-    except KeyError as e:
-        raise HdrkitError(f"{path}: EMoR file lacks block {e}") from None
+    return _emor_model(path, "E", "f0", "h", "EMoR")
 
 
 def load_invemor(path: str | Path) -> dict[str, np.ndarray]:
     """Parse the inverse model ``invemor.txt`` into ``{'B', 'g0', 'hinv'}``: ``f^-1 = g0 + sum_k c_k hinv_k`` over codes ``B``."""
-    blocks = _read_emor_blocks(path, "B")
-    try:
-        h = np.stack([blocks[f"hinv({k})"] for k in range(1, 26)])
-        return {"B": blocks["B"], "g0": blocks["g0"], "hinv": h}
-    except KeyError as e:
-        raise HdrkitError(f"{path}: inverse EMoR file lacks block {e}") from None
+    return _emor_model(path, "B", "g0", "hinv", "inverse EMoR")
 
 
 def emor_response(emor: dict[str, np.ndarray], coeffs) -> TabulatedResponse:
