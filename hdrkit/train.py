@@ -76,7 +76,13 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    """A training run. model: a learned method's name (``hdrkit methods``)."""
+    """A training run. model: a learned method's name (``hdrkit methods``).
+
+    Multi-stage recipes (Kalantari 2017 WIE, DFGNet) chain runs: ``model_options`` are keyword arguments of
+    the network's constructor (e.g. ``{stage: weights}``; they never change the state dict's keys),
+    ``init_from`` starts from another run's ``checkpoint.pt`` or a ``.safetensors`` file (only when the run
+    has no checkpoint of its own yet), and ``freeze`` lists parameter-name prefixes that are not trained.
+    """
 
     model: str
     out_dir: str
@@ -95,6 +101,9 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     max_minutes: float | None = None
     grad_clip: float | None = 1.0
+    model_options: dict = field(default_factory=dict)
+    init_from: str | None = None
+    freeze: list[str] = field(default_factory=list)
 
 
 def _build(cls, raw, where: str):
@@ -315,7 +324,7 @@ def fit(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     from hdrkit.data import PatchDataset
     from hdrkit.losses import LOSSES
     from hdrkit.methods import get_method
-    from hdrkit.models import MODELS
+    from hdrkit.models import MODELS, MergeNet
 
     card = get_method(cfg.model)
     if not card.learned or cfg.model not in MODELS:
@@ -330,7 +339,10 @@ def fit(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    model = MODELS[cfg.model]()
+    try:
+        model = MODELS[cfg.model](**cfg.model_options)
+    except TypeError as e:
+        raise HdrkitError(f"model_options {cfg.model_options} do not fit {cfg.model!r}: {e}") from None
     device = torch.device("cuda", rank % torch.cuda.device_count()) if torch.cuda.is_available() else torch.device("cpu")
     if tdist is not None and rank != 0:
         tdist.barrier()  # rank 0 synthesizes and caches the scenes first; the others read the cache
@@ -341,9 +353,16 @@ def fit(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     ds = PatchDataset(scenes, patch_size=cfg.data.patch, seed=cfg.data.seed)
     if len({s.ldr.shape[0] for s in scenes}) != 1:
         raise HdrkitError("training scenes must all have the same number of frames")
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    frozen = [n for n, p in model.named_parameters() if any(n.startswith(f) for f in cfg.freeze)]
+    if cfg.freeze and not frozen:
+        raise HdrkitError(f"freeze: no parameter of {cfg.model!r} starts with {', '.join(cfg.freeze)}")
+    for n, p in model.named_parameters():
+        p.requires_grad_(n not in frozen)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     step = 0
     ckpt = out / "checkpoint.pt"
+    if cfg.init_from and not (resume and ckpt.is_file()):
+        _init_weights(model, cfg.init_from)
     if resume and ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
@@ -364,6 +383,9 @@ def fit(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     if writer and new_log:
         writer.writerow(["step", "loss", "lr", "seconds", "patches_per_s", "val_psnr_mu", "val_psnr_l"])
     loss_fn = LOSSES[cfg.loss]
+    custom = type(model).training_loss is not MergeNet.training_loss
+    if custom and tdist is not None:
+        raise HdrkitError(f"{cfg.model!r} with {cfg.model_options} trains with its own loss, which runs in one process only")
     per_epoch = max(1, len(ds) // cfg.batch_size)
     local = cfg.batch_size // world
     start = time.monotonic()
@@ -392,9 +414,12 @@ def fit(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
             g["lr"] = cfg.lr * _lr_factor(cfg, step)
         model.train()
         priors = {k: v.to(device) for k, v in b.get("priors", {}).items()}
+        args = (b["ldr"].to(device), b["exposure_times"].to(device), b["reference"].to(device))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            pred = net(b["ldr"].to(device), b["exposure_times"].to(device), b["reference"].to(device), priors=priors)
-        loss = loss_fn(pred.float(), b["hdr"].to(device))
+            if custom:
+                loss = model.training_loss(*args, b["hdr"].to(device), priors=priors, loss_fn=loss_fn)
+            else:
+                loss = loss_fn(net(*args, priors=priors).float(), b["hdr"].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -440,6 +465,23 @@ def fit(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     if tdist is not None:
         tdist.barrier()
     return last
+
+
+def _init_weights(model, path: str) -> None:
+    """Load a ``checkpoint.pt`` (its model) or ``.safetensors`` weights into ``model`` (keys must match)."""
+    from hdrkit.models.weights import load_weights
+
+    p = Path(path)
+    if not p.is_file():
+        raise HdrkitError(f"init_from: {p} does not exist; train the previous stage first")
+    if p.suffix == ".safetensors":
+        load_weights(model, p)
+        return
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+    except (OSError, RuntimeError, EOFError, KeyError) as e:
+        raise HdrkitError(f"init_from: {p} is not a checkpoint of this network ({str(e).splitlines()[0]})") from None
 
 
 def export_weights(checkpoint: str | Path, path: str | Path, dtype: torch.dtype | None = None) -> str:

@@ -84,6 +84,15 @@ class MergeNet(nn.Module):
                **priors: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def training_loss(self, ldr: torch.Tensor, exposure_times: torch.Tensor, reference: torch.Tensor,
+                      hdr: torch.Tensor, *, priors: dict[str, torch.Tensor], loss_fn) -> torch.Tensor:
+        """The loss of one training batch: by default ``loss_fn(forward(...), hdr)``.
+
+        A network overrides it when a training stage optimizes something else (e.g. DFGNet's disentangle
+        network, trained on the frames alone); ``fit`` then calls it directly (single process only).
+        """
+        return loss_fn(self(ldr, exposure_times, reference, priors=priors).float(), hdr)
+
     def forward(self, ldr: torch.Tensor, exposure_times: torch.Tensor, reference, response=None, *,
                 priors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``refine(prepare(...))``; ``priors`` already computed (e.g. cached for training) skip ``prepare``."""
