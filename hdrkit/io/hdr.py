@@ -20,6 +20,10 @@ converted (e.g. ACES files stay in ACES primaries).
 
 PFM (Portable Float Map): ``PF``/``Pf`` header, scale < 0 means little-endian, rows bottom to top.
 
+Float TIFF (16-, 32- or 64-bit samples) is decoded by ``hdrkit.io.tiff``: uncompressed, LZW,
+Deflate/ZIP or PackBits, with or without the floating-point predictor, strips or tiles, either
+byte order; grey is repeated to RGB and alpha dropped. LogLuv (SGILOG) and PixarLog are refused.
+
 Negative values are kept on read (EXR allows them). NaN/Inf raise ``HdrkitError`` unless
 ``allow_nonfinite=True``. Writes are atomic and refuse non-finite values.
 """
@@ -363,22 +367,16 @@ def write_pfm(path: str | Path, img: np.ndarray) -> None:
 
 
 def _read_float_tiff(path: Path) -> np.ndarray:
-    import tifffile
+    """Read a float TIFF (any compression ``hdrkit.io.tiff`` decodes) into float32 (H, W, 3) RGB."""
+    from hdrkit.io.tiff import read_tiff_samples
 
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            arr, axes = series.asarray(), series.axes
-    except Exception as exc:
-        raise HdrkitError(f"{path}: cannot read TIFF ({exc})") from exc
+    arr = read_tiff_samples(path)
     if not np.issubdtype(arr.dtype, np.floating):
         raise HdrkitError(f"{path}: integer TIFF ({arr.dtype}) is an LDR image; read it with read_ldr")
-    if "S" in axes and axes.index("S") != len(axes) - 1:
-        arr = np.moveaxis(arr, axes.index("S"), -1)
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3:
-        raise HdrkitError(f"{path}: unsupported TIFF layout {axes} {arr.shape}")
+        raise HdrkitError(f"{path}: unsupported TIFF layout {arr.shape}; expected one (H, W, C) image")
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     return np.ascontiguousarray(arr[..., :3], dtype=np.float32)

@@ -2,10 +2,12 @@
 
 The decoder is chosen from the file's magic bytes, not its name (a RAW extension selects rawpy):
 JPEG through Pillow, PNG through OpenCV (``IMREAD_UNCHANGED``; Pillow reduces 16-bit RGB PNGs to
-8 bits), TIFF through tifffile, anything else through OpenCV. Truncated files are errors: Pillow's
-``load()`` must succeed and the JPEG end-of-image marker must follow the last scan; a PNG must
-end with its ``IEND`` chunk. Grey becomes 3 channels, alpha is dropped, and for JPEG the EXIF
-orientation is applied (``orient=True``; PNG and TIFF orientation tags are ignored).
+8 bits), TIFF through tifffile and imagecodecs (``hdrkit.io.tiff``: uncompressed, LZW, Deflate/ZIP,
+PackBits or JPEG; with or without a predictor; strips or tiles; either byte order), anything else
+through OpenCV. Truncated files are errors: Pillow's ``load()`` must succeed and the JPEG
+end-of-image marker must follow the last scan; a PNG must end with its ``IEND`` chunk; a TIFF's
+strips or tiles must lie inside the file. Grey becomes 3 channels, alpha is dropped, and for JPEG
+the EXIF orientation is applied (``orient=True``; PNG and TIFF orientation tags are ignored).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from hdrkit.errors import HdrkitError
 from hdrkit.io.atomic import atomic_path
 from hdrkit.io.raw import is_raw_path, read_raw
+from hdrkit.io.tiff import read_tiff_samples
 
 __all__ = ["LdrImage", "LDR_EXTENSIONS", "read_ldr", "write_ldr"]
 
@@ -99,18 +102,9 @@ def _read_png(data: bytes, path: Path) -> tuple[np.ndarray, int]:
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            arr, axes = series.asarray(), series.axes
-    except Exception as exc:  # tifffile raises TiffFileError, ValueError, OSError...
-        raise HdrkitError(f"{path}: cannot read TIFF ({exc}); the file may be truncated or corrupt") from exc
+    arr = read_tiff_samples(path)
     if np.issubdtype(arr.dtype, np.floating):
         raise HdrkitError(f"{path}: floating-point TIFF is a radiance map; read it with read_hdr")
-    if "S" in axes and axes.index("S") != len(axes) - 1:
-        arr = np.moveaxis(arr, axes.index("S"), -1)
     return _check_int(_to_rgb(arr, path, channels_are_bgr=False), path)
 
 
