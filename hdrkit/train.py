@@ -234,7 +234,7 @@ def build_scenes(cfg: TrainConfig, model, split: str = "training", progress: boo
         plan = [(g, 0, 2017, data.val_crop)]
     else:
         plan = [(g, i, data.seed * 1000 + i, data.crop) for i, g in enumerate(data.groups)]
-    key = _hash([type(model).__name__, data.align, split, 3])
+    key = _hash([getattr(model, "priors_key", None) or type(model).__name__, data.align, split, 3])
     scenes = []
     for g, gi, seed, crop in plan:
         folders = _synth(data, g, gi, split, g.scenes, crop, seed)

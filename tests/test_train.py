@@ -128,3 +128,25 @@ def test_torchrun_two_processes_match_one(tmp_path):
     assert [s for s, _ in a] == [s for s, _ in b]
     for (_, la), (_, lb) in zip(a, b):
         assert abs(la - lb) <= 1e-4 + 1e-3 * abs(la), (a, b)
+
+
+def test_two_stage_recipe_chains_runs(tmp_path):
+    """Kalantari 2017 WIE: stage 'images' (its own loss), then 'joint' from it with a frozen first layer."""
+    stage1 = load_config(_config(tmp_path, "images", model="kalantari2017_wie", model_options={"stage": "images"}))
+    fit(stage1, progress=False)
+    s1 = torch.load(Path(stage1.out_dir) / "checkpoint.pt", weights_only=True)["model"]
+    stage2 = load_config(_config(tmp_path, "joint", model="kalantari2017_wie", freeze=["net.0."],
+                                 init_from=str(Path(stage1.out_dir) / "checkpoint.pt")))
+    fit(stage2, progress=False)
+    s2 = torch.load(Path(stage2.out_dir) / "checkpoint.pt", weights_only=True)["model"]
+    assert torch.equal(s1["net.0.weight"], s2["net.0.weight"])  # frozen, and started from stage 1
+    assert not torch.equal(s1["net.2.weight"], s2["net.2.weight"])  # trained on
+
+
+def test_multi_stage_options_fail_in_one_line(tmp_path):
+    with pytest.raises(HdrkitError, match="do not fit 'deghost_refine'"):
+        fit(load_config(_config(tmp_path, "a", model_options={"stage": "x"})), progress=False)
+    with pytest.raises(HdrkitError, match="freeze: no parameter"):
+        fit(load_config(_config(tmp_path, "b", freeze=["nothing."])), progress=False)
+    with pytest.raises(HdrkitError, match="init_from: .* does not exist; train the previous stage first"):
+        fit(load_config(_config(tmp_path, "c", init_from=str(tmp_path / "none.pt"))), progress=False)
