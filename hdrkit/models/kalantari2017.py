@@ -35,6 +35,12 @@ Deviations:
   of linear exposures, ``H~_i = I~_i ** 2.2 / t_i`` (for gamma-2.2 data, the paper's exactly).
 - The official convolutions are 'valid' (the output is 12 px smaller); the input is padded by 6 px
   (replicate) so the output has the input's size.
+- ``we`` and ``wie`` (``mask_saturated=True``, the default) multiply each frame's weight by 0 where its
+  aligned code is saturated (channel max >= ``SATURATION_CODE``, the classical merges' threshold), falling
+  back to the shortest frame where every frame is; the paper lets the network learn this. A clipped code
+  carries no radiance, and a network trained for minutes leaves about 1 % of weight on it: on static
+  16-bit validation scenes (4 scenes) that cost 22 dB PSNR-mu against Debevec (45.4 vs 67.8 dB), 99 % of
+  the error sitting where the reference frame clips. ``mask_saturated=False`` is the paper's network.
 - The reference may be any frame: the other two, in exposure order, take the roles of the paper's low
   and high exposures (the paper's reference is the middle one).
 """
@@ -50,6 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hdrkit.camera.response import GammaResponse
+from hdrkit.merge.weights import SATURATION_CODE
 from hdrkit.models.base import MergeNet
 
 __all__ = ["Kalantari2017Direct", "Kalantari2017WE", "Kalantari2017WIE", "align_kalantari2017"]
@@ -131,8 +138,9 @@ class _Kalantari2017(MergeNet):
     outputs: ClassVar[int] = 9
     priors_key: ClassVar[str] = "Kalantari2017"  # the three variants share their cached training priors
 
-    def __init__(self):
+    def __init__(self, mask_saturated: bool = True):
         super().__init__()
+        self.mask_saturated = mask_saturated
         self.net = nn.Sequential(
             nn.Conv2d(18, 100, 7), nn.ReLU(),
             nn.Conv2d(100, 100, 5), nn.ReLU(),
@@ -149,19 +157,25 @@ class _Kalantari2017(MergeNet):
         return {"aligned": aligned, "radiance": response.inverse(aligned.float()) / t}
 
     def _head(self, exposure_times, reference, aligned, radiance):
-        """Runs the CNN; returns (sigmoid output (B, C, H, W), roles (B, 3), radiances in roles (B, 3, 3, H, W))."""
+        """Runs the CNN; returns (sigmoid output (B, C, H, W), roles (B, 3), radiances in roles (B, 3, 3, H, W),
+        validity (B, 3, 1, H, W): 1 where the frame's aligned code is unsaturated or ``mask_saturated`` is off)."""
         b = aligned.shape[0]
         roles = _roles(exposure_times, reference)
         bi = torch.arange(b, device=aligned.device)[:, None]
         i_roles, h_roles = aligned[bi, roles], radiance[bi, roles]
         x = torch.cat([i_roles.flatten(1, 2), h_roles.flatten(1, 2)], 1)
         x = F.pad(x, (BORDER,) * 4, mode="replicate")
-        return torch.sigmoid(self.net(x).float()), roles, h_roles.float()
+        valid = torch.ones_like(i_roles[:, :, :1], dtype=torch.float32)
+        if self.mask_saturated:
+            ok = i_roles.amax(2, keepdim=True) < SATURATION_CODE
+            ok[:, 0] |= ~ok.any(1)  # saturated everywhere: the shortest frame
+            valid = ok.float()
+        return torch.sigmoid(self.net(x).float()), roles, h_roles.float(), valid
 
     @staticmethod
-    def _weighted(weights: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        """Eq. 5: (B, 9, H, W) weights and (B, 3, 3, H, W) radiances -> (B, 3, H, W)."""
-        a = weights.reshape(images.shape)
+    def _weighted(weights: torch.Tensor, images: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Eq. 5: (B, 9, H, W) weights, (B, 3, 3, H, W) radiances, (B, 3, 1, H, W) validity -> (B, 3, H, W)."""
+        a = weights.reshape(images.shape) * valid
         return (a * images).sum(1) / (a.sum(1) + WEIGHT_EPS)
 
 
@@ -171,7 +185,7 @@ class Kalantari2017Direct(_Kalantari2017):
     outputs = 3
 
     def refine(self, ldr, exposure_times, reference, *, aligned, radiance):
-        return self._head(exposure_times, reference, aligned, radiance)[0]
+        return self._head(exposure_times, reference, aligned, radiance)[0]  # Direct: no weights to mask
 
 
 class Kalantari2017WE(_Kalantari2017):
@@ -180,8 +194,8 @@ class Kalantari2017WE(_Kalantari2017):
     outputs = 9
 
     def refine(self, ldr, exposure_times, reference, *, aligned, radiance):
-        weights, _, h = self._head(exposure_times, reference, aligned, radiance)
-        return self._weighted(weights, h)
+        weights, _, h, valid = self._head(exposure_times, reference, aligned, radiance)
+        return self._weighted(weights, h, valid)
 
 
 class Kalantari2017WIE(_Kalantari2017):
@@ -192,19 +206,19 @@ class Kalantari2017WIE(_Kalantari2017):
 
     outputs = 18
 
-    def __init__(self, stage: str = "joint"):
-        super().__init__()
+    def __init__(self, stage: str = "joint", mask_saturated: bool = True):
+        super().__init__(mask_saturated)
         if stage not in ("images", "joint"):
             raise ValueError(f"stage must be 'images' or 'joint', got {stage!r}")
         self.stage = stage
 
     def _refined(self, exposure_times, reference, aligned, radiance):
-        out, roles, h = self._head(exposure_times, reference, aligned, radiance)
+        out, roles, h, valid = self._head(exposure_times, reference, aligned, radiance)
         b = out.shape[0]
         t = exposure_times.gather(1, roles)[:, :, None, None, None]
         codes = out[:, 9:].reshape(b, 3, 3, *out.shape[-2:])
         target = (h * t).clamp(0, 1).pow(1 / GAMMA)  # the aligned frames, gamma-2.2 encoded
-        return self._weighted(out[:, :9], codes.pow(GAMMA) / t), codes, target
+        return self._weighted(out[:, :9], codes.pow(GAMMA) / t, valid), codes, target
 
     def refine(self, ldr, exposure_times, reference, *, aligned, radiance):
         return self._refined(exposure_times, reference, aligned, radiance)[0]
