@@ -195,7 +195,8 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--align", default="homography", choices=["none", "mtb", "homography"], help="alignment (default: homography)")
     m.add_argument("--reference", type=int, default=None, help="reference frame index in exposure order (default: middle)")
     m.add_argument("--preview", default=None, metavar="PNG", help="also write a tone-mapped preview")
-    m.add_argument("--preview-op", default="reinhard", help="tone mapper for the preview (default: reinhard)")
+    m.add_argument("--preview-op", default="durand", help="tone mapper for the preview: durand (default: best mean TMQI, "
+                   "benchmarks/results/tonemap_tmqi.md) | reinhard | reinhard_local | drago | mu_law | exposure_gamma")
     m.add_argument("--device", default=None, help="learned methods: cpu | cuda | auto (default: CUDA when present)")
     m.add_argument("--dtype", default=None, choices=["fp32", "bf16"], help="learned methods: bf16 autocast or fp32 (default)")
     m.add_argument("--max-memory", type=float, default=None, metavar="GB",
@@ -206,7 +207,8 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tonemap", help="tone map a radiance map to an 8/16-bit image")
     t.add_argument("input")
     t.add_argument("-o", "--output", required=True)
-    t.add_argument("--op", default="reinhard", help="mu_law | reinhard | reinhard_local | drago | exposure_gamma")
+    t.add_argument("--op", default="durand", help="durand (default: best mean TMQI) | reinhard | reinhard_local | drago | "
+                   "mu_law | exposure_gamma")
     t.add_argument("--bits", type=int, default=8, choices=[8, 16])
     t.set_defaults(func=_cmd_tonemap)
 

@@ -19,6 +19,7 @@ from hdrkit.tonemap import (
     mu_law,
     tonemap,
     tonemap_drago2003,
+    tonemap_durand2002,
     tonemap_mu_law,
     tonemap_reinhard2002,
     tonemap_reinhard2002_local,
@@ -46,7 +47,7 @@ def grey_ramp(n=200, lo=-6.0, hi=4.0, dtype=torch.float64):
 
 
 def test_registry_and_reexports():
-    assert set(TONEMAPPERS) == {"mu_law", "reinhard", "reinhard_local", "drago", "exposure_gamma"}
+    assert set(TONEMAPPERS) == {"mu_law", "reinhard", "reinhard_local", "drago", "durand", "exposure_gamma"}
     assert MU == 5000.0
     x = torch.rand(3, 4, 4)
     assert torch.allclose(inverse_mu_law(mu_law(x)), x, atol=1e-5)
@@ -167,6 +168,109 @@ def test_reinhard_vs_opencv_reinhard_devlin_2005():
     order = np.argsort(ours, kind="stable")
     assert (np.diff(ref[order]) >= -1e-6).all()
     assert np.corrcoef(ref, ours)[0, 1] > 0.9  # measured 0.948 on this image
+
+
+def step_scene(h=48, w=192, dark=0.01, bright=10.0, dtype=torch.float64):
+    """(3, h, w) grey step: ``dark`` on the left half, ``bright`` (1000x) on the right, with a faint texture."""
+    x = torch.full((h, w), dark, dtype=dtype)
+    x[:, w // 2:] = bright
+    ripple = 1 + 0.05 * torch.sin(torch.arange(w, dtype=dtype) / 3.0) * torch.cos(torch.arange(h, dtype=dtype)[:, None] / 5.0)
+    return (x * ripple).expand(3, h, w).clone()
+
+
+def overshoot(out, w):
+    """Halo size on a step tone map (3, h, w) linear: how far (in stops) the columns next to the edge go beyond the
+    far field, as a fraction of the displayed step (the faint ripple averages out over the rows of a column band)."""
+    prof = torch.log2(luminance(out)[0].clamp_min(1e-9)).mean(dim=0)
+    dark_far, bright_far = prof[: w // 4].mean(), prof[-w // 4:].mean()
+    near_dark, near_bright = prof[w // 4: w // 2], prof[w // 2: -w // 4]
+    step = bright_far - dark_far
+    return float(max(dark_far - near_dark.min(), near_bright.max() - bright_far) / step)
+
+
+def test_durand_no_halo_on_a_step_edge():
+    hdr = step_scene()
+    w = hdr.shape[-1]
+    out = tonemap_durand2002(hdr, encode="linear")
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    assert overshoot(out, w) < 0.02
+    # compress both sides of the step and keep them off white and black, so that a halo could show
+    mid = {"key": 0.05, "white": 0.5, "black": 2.0**-6, "encode": "linear"}
+    assert overshoot(tonemap_durand2002(hdr, **mid), w) < 0.02
+    # the same base/detail split with a Gaussian base (range sigma 100 stops: no edge stopping) halos badly,
+    # so the checks above can fail; so does Reinhard's Gaussian dodging-and-burning
+    assert overshoot(tonemap_durand2002(hdr, range_sigma=100.0, **mid), w) > 0.1
+    assert overshoot(tonemap_reinhard2002_local(hdr, encode="linear"), w) > 0.02
+
+
+def test_durand_keeps_colour_ratios_and_hue():
+    hdr = smooth_hdr(seed=5)
+    hdr[0] *= 1.8  # a warm cast
+    hdr[2] *= 0.6
+    out = tonemap_durand2002(hdr, saturation=1.0, encode="linear")
+    inside = (out < 0.999).all(dim=0) & (out > 1e-6).all(dim=0)
+    assert inside.float().mean() > 0.9
+    assert torch.allclose((out[0] / out[1])[inside], (hdr[0] / hdr[1])[inside], rtol=1e-6)
+    assert torch.allclose((out[2] / out[1])[inside], (hdr[2] / hdr[1])[inside], rtol=1e-6)
+    # saturation s maps the channel ratios to their s-th power
+    out_s = tonemap_durand2002(hdr, saturation=0.6, encode="linear")
+    inside &= (out_s < 0.999).all(dim=0) & (out_s > 1e-6).all(dim=0)
+    assert torch.allclose((out_s[0] / out_s[1])[inside], (hdr[0] / hdr[1])[inside] ** 0.6, rtol=1e-6)
+    # the output luminance does not depend on the saturation
+    assert torch.allclose(luminance(out_s)[0][inside], luminance(out)[0][inside], rtol=1e-6)
+
+
+def test_fit_gamut_keeps_luminance_and_hue():
+    from hdrkit.tonemap.durand2002 import fit_gamut
+
+    rgb = torch.tensor([[1.6, 0.5, 0.1], [0.3, 0.2, 0.9], [1.1, 0.9, 0.05], [0.4, 0.5, 0.6], [3.0, 3.0, 3.0]],
+                       dtype=torch.float64).T.reshape(1, 3, 1, 5)
+    lum = luminance(rgb)
+    out = fit_gamut(rgb, lum)
+    assert out.min() >= 0 and out.max() <= 1
+    fits = lum[0, 0, 0] < 1
+    assert torch.allclose(luminance(out)[0, 0, 0][fits], lum[0, 0, 0][fits], atol=1e-12)
+    chroma_in, chroma_out = (rgb - lum)[0, :, 0], (out - luminance(out))[0, :, 0]
+    for i in range(4):  # the chroma direction (hue) is kept: outputs are scaled chroma vectors
+        k = chroma_out[:, i].norm() / chroma_in[:, i].norm()
+        assert torch.allclose(chroma_out[:, i], k * chroma_in[:, i], atol=1e-12) and 0 < k <= 1
+    assert torch.equal(out[0, :, 0, 3], rgb[0, :, 0, 3])  # in gamut: untouched
+    assert torch.equal(out[0, :, 0, 4], torch.ones(3, dtype=torch.float64))  # brighter than white: white
+    # darken=1 keeps the chromaticity instead (RGB scaled by 1 / max), darken=0.5 lies between
+    dark = fit_gamut(rgb, lum, darken=1.0)
+    assert torch.allclose(dark, rgb / rgb.amax(dim=1, keepdim=True).clamp_min(1), atol=1e-12)
+    half = fit_gamut(rgb, lum, darken=0.5)
+    assert half.max() <= 1 and torch.equal(half[0, :, 0, 3], rgb[0, :, 0, 3])
+    assert (luminance(dark) <= luminance(half) + 1e-12).all() and (luminance(half) <= luminance(out) + 1e-12).all()
+    chroma_half = (half - luminance(half))[0, :, 0]
+    for i in range(4):
+        k = chroma_half[:, i].norm() / chroma_in[:, i].norm()
+        assert torch.allclose(chroma_half[:, i], k * chroma_in[:, i], atol=1e-12)
+
+
+def test_durand_automatic_exposure():
+    hdr = smooth_hdr(seed=6)
+    out = tonemap_durand2002(hdr, encode="linear")
+    # exposure is automatic: the overall scale of the radiance does not matter
+    assert torch.allclose(tonemap_durand2002(hdr * 1e4, encode="linear"), out, atol=1e-6)
+    # a scene that fits the display (about 3 stops) is not compressed: its log-average lands on the key
+    mild = hdr**0.1
+    out_mild = tonemap_durand2002(mild, detail_gain=1.0, encode="linear")
+    log_avg = torch.exp(torch.log(luminance(out_mild)).mean())
+    assert float(log_avg) == pytest.approx(0.18, rel=0.03)
+    assert torch.allclose(out_mild / mild, (out_mild / mild).mean(), rtol=0.02)  # a plain exposure, no tone curve
+    # the default detail boost steepens local contrast but keeps the exposure
+    boosted = luminance(tonemap_durand2002(mild, encode="linear"))
+    assert float(torch.exp(torch.log(boosted).mean())) == pytest.approx(0.18, rel=0.05)
+    assert boosted.std() > luminance(out_mild).std()
+    # a high-contrast scene (8 decades) is compressed into the display range: the base clips at its 99th
+    # percentile, the detail on top of it adds a little
+    lum_out = luminance(out)
+    assert (lum_out >= 0.999).double().mean() < 0.03 and (lum_out < 2.0**-10).double().mean() < 0.03
+    # a brighter key gives a brighter picture; highlights stay within white
+    assert luminance(tonemap_durand2002(hdr, 0.3, encode="linear")).mean() > luminance(out).mean()
+    with pytest.raises(HdrkitError, match="black < key < white"):
+        tonemap_durand2002(hdr, key=2.0)
 
 
 @pytest.mark.parametrize(

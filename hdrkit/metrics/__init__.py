@@ -1,10 +1,15 @@
-"""HDR image quality metrics: the Kalantari protocol (PSNR/SSIM-L and -mu), PU21, scale-invariant, HDR-FLIP.
+"""HDR image quality metrics: the Kalantari protocol (PSNR/SSIM-L and -mu), PU21, scale-invariant, HDR-FLIP, TMQI.
 
 Every metric takes ``(pred, target)`` as torch ``(C, H, W)`` / ``(B, C, H, W)`` (channel-first) or
 numpy ``(H, W, C)`` / ``(B, H, W, C)`` (channel-last) linear HDR, returns a float per image (a
 ``(B,)`` array for a batch), and is listed by name in :data:`METRICS`. Protocol scores are computed
 per image and then averaged over scenes (:func:`aggregate`), as HDR-Transformer and SCTNet do.
 See ``docs/metrics.md`` for the protocol details, HDR-VDP and ColorVideoVDP.
+
+Tone-mapping quality is a different comparison (a display image against the radiance map it was made
+from), so it has its own registry, :data:`TONE_MAPPING_METRICS`, called as ``fn(hdr, ldr)``:
+:func:`tmqi` (Yeganeh & Wang 2013; :func:`tmqi_score` also returns its structural fidelity and
+naturalness).
 
 Example:
     >>> scores = [compute_metrics(pred, gt) for pred, gt in pairs]   # doctest: +SKIP
@@ -23,9 +28,11 @@ from hdrkit.metrics.psnr import as_image_batch, mu_law_np, psnr_l, psnr_mu, psnr
 from hdrkit.metrics.pu21 import pu21_decode, pu21_encode, pu21_psnr, pu21_ssim
 from hdrkit.metrics.scale_invariant import best_scale, log_rmse_scale_invariant, psnr_mu_best_scale, psnr_scale_invariant
 from hdrkit.metrics.ssim import ssim_l, ssim_mu, ssim_torch
+from hdrkit.metrics.tmqi import TMQIScore, tmqi, tmqi_score
 
 __all__ = [
     "METRICS",
+    "TONE_MAPPING_METRICS",
     "PROTOCOL_METRICS",
     "LOWER_IS_BETTER",
     "compute_metrics",
@@ -48,6 +55,9 @@ __all__ = [
     "psnr_torch",
     "ssim_torch",
     "mu_law_np",
+    "tmqi",
+    "tmqi_score",
+    "TMQIScore",
 ]
 
 METRICS: dict[str, Callable[..., float | np.ndarray]] = {
@@ -64,6 +74,12 @@ METRICS: dict[str, Callable[..., float | np.ndarray]] = {
     "hdr_flip": hdr_flip,
 }
 """Every metric by name; each is called as ``fn(pred, target)``."""
+
+TONE_MAPPING_METRICS: dict[str, Callable[..., float | np.ndarray]] = {
+    "tmqi": tmqi,
+}
+"""Tone-mapped image quality by name; each is called as ``fn(hdr, ldr)`` (ldr: display codes in [0, 1])
+and returns a float per image (``(B,)`` for a batch), higher is better."""
 
 PROTOCOL_METRICS = ("psnr_mu", "psnr_l", "ssim_mu", "ssim_l")
 """The four numbers the Kalantari-protocol papers report (default of :func:`compute_metrics`)."""

@@ -6,6 +6,8 @@ Operators (all torch, differentiable almost everywhere, per-image statistics):
 - ``'reinhard'``: ``tonemap_reinhard2002`` global (key 0.18, ``l_white``), sRGB-encoded;
 - ``'reinhard_local'``: ``tonemap_reinhard2002_local`` dodging-and-burning, sRGB-encoded;
 - ``'drago'``: ``tonemap_drago2003`` (bias 0.85, Ld_max 100), sRGB-encoded;
+- ``'durand'``: ``tonemap_durand2002`` bilateral base/detail with automatic exposure and contrast,
+  sRGB-encoded (the preview default of ``hdrkit merge`` and ``hdrkit tonemap``: best mean TMQI);
 - ``'exposure_gamma'``: ``exposure_gamma`` (scale, automatic by default, then sRGB or gamma).
 
 ``tonemap(hdr, op, **kwargs)`` dispatches by name through the ``TONEMAPPERS`` dict.
@@ -21,6 +23,7 @@ import torch
 from hdrkit.errors import HdrkitError
 from hdrkit.tonemap.basic import auto_exposure, encode_display, exposure_gamma, luminance, tonemap_mu_law
 from hdrkit.tonemap.drago2003 import tonemap_drago2003
+from hdrkit.tonemap.durand2002 import tonemap_durand2002
 from hdrkit.tonemap.mu_law import MU, inverse_mu_law, mu_law
 from hdrkit.tonemap.reinhard2002 import tonemap_reinhard2002, tonemap_reinhard2002_local
 
@@ -34,6 +37,7 @@ __all__ = [
     "tonemap_reinhard2002",
     "tonemap_reinhard2002_local",
     "tonemap_drago2003",
+    "tonemap_durand2002",
     "exposure_gamma",
     "auto_exposure",
     "encode_display",
@@ -45,6 +49,7 @@ TONEMAPPERS: dict[str, Callable[..., torch.Tensor]] = {
     "reinhard": tonemap_reinhard2002,
     "reinhard_local": tonemap_reinhard2002_local,
     "drago": tonemap_drago2003,
+    "durand": tonemap_durand2002,
     "exposure_gamma": exposure_gamma,
 }
 
