@@ -13,6 +13,7 @@ from hdrkit.methods import MethodCard, _learned
 from hdrkit.models.ahdrnet import AHDRNet
 from hdrkit.models.base import MergeNet, check_bracket
 from hdrkit.models.deghost_refine import DeghostRefineNet
+from hdrkit.models.kpn_hdr import KPNHDR
 from hdrkit.models.weights import WEIGHTS, load_weights, weights_path
 
 __all__ = ["MODELS", "LEARNED_CARDS", "AHDRNet", "DeghostRefineNet", "MergeNet", "check_bracket", "create_model"]
@@ -20,6 +21,7 @@ __all__ = ["MODELS", "LEARNED_CARDS", "AHDRNet", "DeghostRefineNet", "MergeNet",
 MODELS: dict[str, type[MergeNet]] = {
     "ahdrnet": AHDRNet,
     "deghost_refine": DeghostRefineNet,
+    "kpn_hdr": KPNHDR,
 }
 
 LEARNED_CARDS = (
@@ -30,6 +32,10 @@ LEARNED_CARDS = (
     MethodCard("deghost_refine", "merge", "radiance", (2, None), "hdrkit (ours): learned refinement of Granados 2013-style deghosting with DIS flow",
                "per-pixel blend of the deghost merge, the frames and flow-warped frames, plus a bounded residual",
                _learned("deghost_refine"), learned=True, weights="deghost_refine.safetensors"),
+    MethodCard("kpn_hdr", "merge", "radiance", (3, 3),
+               "Chung, Kim, Jo, Lee & Cho, Kernel prediction network for detail-preserving high dynamic range imaging",
+               "per-pixel 5x5 kernels align {I_i, H_i}, a 4-layer CNN weights the filtered images (32,882,366 parameters)",
+               _learned("kpn_hdr"), learned=True, weights="kpn_hdr.safetensors"),
 )
 
 
