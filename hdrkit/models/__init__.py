@@ -13,16 +13,22 @@ from hdrkit.methods import MethodCard, _learned
 from hdrkit.models.ahdrnet import AHDRNet
 from hdrkit.models.base import MergeNet, check_bracket
 from hdrkit.models.deghost_refine import DeghostRefineNet
+from hdrkit.models.kalantari2017 import Kalantari2017Direct, Kalantari2017WE, Kalantari2017WIE
 from hdrkit.models.kpn_hdr import KPNHDR
 from hdrkit.models.weights import WEIGHTS, load_weights, weights_path
 
-__all__ = ["MODELS", "LEARNED_CARDS", "AHDRNet", "DeghostRefineNet", "MergeNet", "check_bracket", "create_model"]
+__all__ = ["MODELS", "LEARNED_CARDS", "AHDRNet", "DeghostRefineNet", "Kalantari2017Direct", "Kalantari2017WE", "Kalantari2017WIE", "MergeNet", "check_bracket", "create_model"]
 
 MODELS: dict[str, type[MergeNet]] = {
     "ahdrnet": AHDRNet,
     "deghost_refine": DeghostRefineNet,
     "kpn_hdr": KPNHDR,
+    "kalantari2017_direct": Kalantari2017Direct,
+    "kalantari2017_we": Kalantari2017WE,
+    "kalantari2017_wie": Kalantari2017WIE,
 }
+
+_KALANTARI = "Kalantari & Ramamoorthi, Deep high dynamic range imaging of dynamic scenes, ACM TOG (SIGGRAPH) 2017"
 
 LEARNED_CARDS = (
     MethodCard("ahdrnet", "merge", "radiance", (3, 3),
@@ -36,6 +42,11 @@ LEARNED_CARDS = (
                "Chung, Kim, Jo, Lee & Cho, Kernel prediction network for detail-preserving high dynamic range imaging",
                "per-pixel 5x5 kernels align {I_i, H_i}, a 4-layer CNN weights the filtered images (32,882,366 parameters)",
                _learned("kpn_hdr"), learned=True, weights="kpn_hdr.safetensors"),
+    *(MethodCard(f"kalantari2017_{v}", "merge", "radiance", (3, 3), _KALANTARI, summary,
+                 _learned(f"kalantari2017_{v}"), learned=True, weights=f"kalantari2017_{v}.safetensors")
+      for v, summary in (("direct", "DIS-flow alignment, then a 4-layer CNN that outputs the radiance (383,603 parameters)"),
+                         ("we", "DIS-flow alignment, then a 4-layer CNN that weights the aligned radiances (383,909 parameters)"),
+                         ("wie", "DIS-flow alignment, then a 4-layer CNN that weights and refines the aligned images (384,368 parameters)"))),
 )
 
 
