@@ -15,6 +15,7 @@ from hdrkit.models.base import MergeNet, check_bracket
 from hdrkit.models.deghost_refine import DeghostRefineNet
 from hdrkit.models.kalantari2017 import Kalantari2017Direct, Kalantari2017WE, Kalantari2017WIE
 from hdrkit.models.kpn_hdr import KPNHDR
+from hdrkit.models.dfgnet import DFGNet
 from hdrkit.models.weights import WEIGHTS, load_weights, weights_path
 
 __all__ = ["MODELS", "LEARNED_CARDS", "AHDRNet", "DeghostRefineNet", "Kalantari2017Direct", "Kalantari2017WE", "Kalantari2017WIE", "MergeNet", "check_bracket", "create_model"]
@@ -23,6 +24,7 @@ MODELS: dict[str, type[MergeNet]] = {
     "ahdrnet": AHDRNet,
     "deghost_refine": DeghostRefineNet,
     "kpn_hdr": KPNHDR,
+    "dfgnet": DFGNet,
     "kalantari2017_direct": Kalantari2017Direct,
     "kalantari2017_we": Kalantari2017WE,
     "kalantari2017_wie": Kalantari2017WIE,
@@ -42,6 +44,10 @@ LEARNED_CARDS = (
                "Chung, Kim, Jo, Lee & Cho, Kernel prediction network for detail-preserving high dynamic range imaging",
                "per-pixel 5x5 kernels align {I_i, H_i}, a 4-layer CNN weights the filtered images (32,882,366 parameters)",
                _learned("kpn_hdr"), learned=True, weights="kpn_hdr.safetensors"),
+    MethodCard("dfgnet", "merge", "radiance", (3, 3),
+               "Lee, Jang & Cho, Disentangled feature-guided multi-exposure high dynamic range imaging, ICASSP 2022",
+               "disentangled exposure / spatial features guide attention-based merging in a U-Net (37,289,606 parameters)",
+               _learned("dfgnet"), learned=True, weights="dfgnet.safetensors"),
     *(MethodCard(f"kalantari2017_{v}", "merge", "radiance", (3, 3), _KALANTARI, summary,
                  _learned(f"kalantari2017_{v}"), learned=True, weights=f"kalantari2017_{v}.safetensors")
       for v, summary in (("direct", "DIS-flow alignment, then a 4-layer CNN that outputs the radiance (383,603 parameters)"),
