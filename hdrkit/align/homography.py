@@ -54,13 +54,11 @@ References:
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 import torch
 
-from hdrkit.align.common import COMPARE_GAMMA, WELL_EXPOSED, bracket_codes, common_exposure_pair, rank_matched_pair
+from hdrkit.align.common import COMPARE_GAMMA, WELL_EXPOSED, common_exposure_pair, rank_matched_pair
 from hdrkit.align.mtb import mtb_shift_pair
 from hdrkit.align.select import select_transform
 from hdrkit.align.warp import AlignResult, apply_transforms, as_bracket, check_reference, default_reference
@@ -353,58 +351,22 @@ def _translation(dy: float, dx: float) -> np.ndarray:
     return np.array([[1, 0, -dx], [0, 1, -dy], [0, 0, 1]], dtype=np.float64)
 
 
-def _estimate_factor(h: int, w: int) -> int:
-    """Power-of-two factor that brings the longest side to at most ``FINE_MAX_SIDE`` (the finest level
-    ECC ever refines on): every estimate is made at that resolution and scaled up once."""
-    f = 1
-    while max(h, w) > FINE_MAX_SIDE * f:
-        f *= 2
-    return f
-
-
-def _to_full(hm: np.ndarray, factor: int) -> np.ndarray:
-    """A homography between ``factor``-times block-averaged images as one between the full images.
-
-    Pixel ``u`` of the reduced image is the mean of full pixels ``f u .. f u + f - 1``, centred at
-    ``f u + (f - 1) / 2``. A translation by ``d`` becomes exactly one by ``f d`` (the identity stays exact).
-    """
-    if factor == 1:
-        return hm
-    if np.array_equal(hm[:2, :2], np.eye(2)) and np.array_equal(hm[2], [0.0, 0.0, 1.0]):
-        out = hm.copy()
-        out[:2, 2] *= factor
-        return out
-    c = (factor - 1) / 2
-    s = np.array([[factor, 0.0, c], [0.0, factor, c], [0.0, 0.0, 1.0]])
-    out = s @ hm @ np.linalg.inv(s)
-    return out / out[2, 2]
-
-
 def _align_frame(
-    frame: torch.Tensor, ref: torch.Tensor, t_frame: float, t_ref: float, response: Response, method: str, max_bits: int, iterations: int,
-    codes: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+    frame: torch.Tensor, ref: torch.Tensor, t_frame: float, t_ref: float, response: Response, method: str, max_bits: int, iterations: int
 ) -> tuple[np.ndarray, str]:
-    """(reference -> frame homography, 'identity' | 'translation' | 'homography' | 'features-ransac') for one frame.
-
-    frame, ref: (3, H, W) codes (``codes``: the same as integer codes and their bits, or None). Everything
-    is estimated on comparison images reduced to at most ``FINE_MAX_SIDE`` px (``_estimate_factor``;
-    MTB with correspondingly fewer levels, so the shift range in full-resolution pixels is the same) and
-    the result is scaled to full resolution.
-    """
+    """(reference -> frame homography, 'identity' | 'translation' | 'homography' | 'features-ransac') for one frame."""
     eye = np.eye(3)
-    factor = _estimate_factor(*frame.shape[-2:])
-    bits = max(1, max_bits - int(math.log2(factor)))
-    pair = common_exposure_pair(frame, ref, t_frame, t_ref, response, with_clipping=True, codes=codes, downsample=factor)
+    pair = common_exposure_pair(frame, ref, t_frame, t_ref, response, with_clipping=True)
     if pair is None:  # no common radiance range: rank-matched grey codes, translation at most
-        img, refi, clip_f, clip_r = rank_matched_pair(frame, ref, downsample=factor)
-        (dy, dx), ok = mtb_shift_pair(torch.from_numpy(refi), torch.from_numpy(img), bits, clipped_ref=clip_r, clipped_frame=clip_f)
+        img, refi, clip_f, clip_r = rank_matched_pair(frame, ref)
+        (dy, dx), ok = mtb_shift_pair(torch.from_numpy(refi), torch.from_numpy(img), max_bits, clipped_ref=clip_r, clipped_frame=clip_f)
         if not ok or (dy, dx) == (0, 0):
             return eye, "identity"
         usable_r = ~(clip_r[0] | clip_r[1]).numpy()
         name, hm, _ = select_transform(refi, img, [("identity", eye), ("translation", _translation(dy, dx))], usable_r)
-        return _to_full(hm, factor), name
+        return hm, name
     img, refi, clip_f, clip_r = pair
-    (dy, dx), ok = mtb_shift_pair(torch.from_numpy(refi), torch.from_numpy(img), bits, clipped_ref=clip_r, clipped_frame=clip_f)
+    (dy, dx), ok = mtb_shift_pair(torch.from_numpy(refi), torch.from_numpy(img), max_bits, clipped_ref=clip_r, clipped_frame=clip_f)
     translation = _translation(dy, dx)
     usable_r = ~(clip_r[0] | clip_r[1]).numpy()
     usable_f = ~(clip_f[0] | clip_f[1]).numpy()
@@ -424,7 +386,7 @@ def _align_frame(
         elif feat is not None:
             candidates.append(("features-ransac", feat))
     name, hm, _ = select_transform(refi, img, candidates, usable_r)
-    return _to_full(hm, factor), name
+    return hm, name
 
 
 def align_homography(
@@ -466,7 +428,6 @@ def align_homography(
     x, t, batched = as_bracket(ldr, exposure_times)
     b, n = x.shape[:2]
     transforms = torch.eye(3, dtype=torch.float64).repeat(b, n, 1, 1)
-    codes, bits = bracket_codes(x.detach())
     refs, notes = [], []
     for bi in range(b):
         r = check_reference(reference, n)
@@ -476,13 +437,12 @@ def align_homography(
             if i == r:
                 note.append("reference")
                 continue
-            hm, status = _align_frame(x[bi, i], x[bi, r], float(t[bi, i]), float(t[bi, r]), response, method, max_bits, iterations,
-                                      None if codes is None else (codes[bi, i], codes[bi, r], bits))
+            hm, status = _align_frame(x[bi, i], x[bi, r], float(t[bi, i]), float(t[bi, r]), response, method, max_bits, iterations)
             transforms[bi, i] = torch.from_numpy(hm)
             note.append(status)
         refs.append(r)
         notes.append(note)
-    aligned, valid = apply_transforms(x, transforms, refs, t, response, bits=bits)
+    aligned, valid = apply_transforms(x, transforms, refs, t, response)
     if not batched:
         return AlignResult(aligned[0], transforms[0], valid[0], refs[0], {"method": notes[0]})
     return AlignResult(aligned, transforms, valid, refs, {"method": notes})

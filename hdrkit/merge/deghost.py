@@ -161,8 +161,7 @@ def _fit_log_correction(li: torch.Tensor, lr: torch.Tensor, bins: int = CALIBRAT
         return li.new_zeros(1), d.median().view(1)
     idx = torch.bucketize(m, torch.linspace(float(lo), float(hi), bins + 1, dtype=m.dtype, device=m.device)[1:-1])
     counts = torch.bincount(idx, minlength=bins)
-    by_d = torch.argsort(d, stable=True)
-    order = by_d[torch.argsort(idx[by_d], stable=True)]  # sort by bin, then by d within the bin
+    order = torch.argsort(idx * 4.0 + torch.sigmoid(d))  # sort by bin, then by d within the bin
     ds, ms = d[order], m[order]
     starts = torch.cumsum(counts, 0) - counts
     keep = counts >= max(20, int(0.002 * li.numel()))
@@ -386,7 +385,6 @@ def merge_granados2013(
     tolerance: float = DEFAULT_TOLERANCE,
     calibrate: bool = True,
     return_masks: bool = False,
-    valid: torch.Tensor | None = None,
 ):
     """Ghost-free merge of an aligned bracket with noise-optimal weights and a consistency test.
 
@@ -406,9 +404,6 @@ def merge_granados2013(
             (``calibrate_to_reference``) before testing and merging; absorbs response and exposure
             errors of real cameras. Kept per frame only if it lowers the frame's ghost fraction.
         return_masks: also return the (B, N, 1, H, W) soft ghost masks.
-        valid: optional (B, N, 1, H, W) bool or float in [0, 1] from the aligner (``FlowAlignResult.masks``):
-            each frame's weight is multiplied by it, so 0 (occluded, outside the frame) gives that pixel of
-            that frame no weight; the reference frame is always used.
 
     Returns:
         hdr: (B, 3, H, W) linear radiance in units of the shortest exposure, [0, inf); with the
@@ -425,18 +420,6 @@ def merge_granados2013(
         reference_idx = times.argsort(dim=1)[:, z.shape[1] // 2]
     else:
         reference_idx = torch.full((b_,), ref, dtype=torch.long, device=z.device)
-    if z.device.type == "cpu" and z.dtype == torch.float32 and not (z.requires_grad and torch.is_grad_enabled()):
-        from hdrkit.merge.deghost_codes import frame_codes, merge_codes
-
-        if ints is not None:
-            codes = [[(ints[b, i].numpy() if ints.dtype == torch.uint8 else ints[b, i].to(torch.int32).numpy(), bits)
-                      for i in range(ints.shape[1])] for b in range(ints.shape[0])]
-        else:
-            codes = frame_codes(z, bits)
-        if codes is not None:  # per-code tables, masks at reduced resolution, banded merge
-            with torch.no_grad():
-                return merge_codes(codes, times, reference_idx, response, noise, bits, threshold, tolerance, calibrate, valid,
-                                   return_masks)
     if ints is None:
         ints = as_code_indices(z, bits)
     if ints is not None and ints.device.type == "cpu" and z.dtype == torch.float32 and not (z.requires_grad and torch.is_grad_enabled()):
@@ -462,11 +445,6 @@ def merge_granados2013(
         masks = torch.where(better, masks_cal, masks)
         radiance = torch.where(better, rad_cal, radiance)
     w = w * (1 - masks)
-    if valid is not None:  # the aligner's occlusion masks; the reference is always trusted
-        keep = valid.to(w.device, w.dtype).expand(w.shape[0], w.shape[1], 1, *w.shape[-2:]).clone()
-        keep[torch.arange(b_, device=z.device), reference_idx] = 1
-        w = w * keep
-        masks = torch.maximum(masks, 1 - keep)
     bi = torch.arange(b_, device=z.device)
     # zero total weight: the shortest frame if the reference is saturated (else the longest), when
     # that frame is not a ghost there; otherwise the reference's own clipped estimate

@@ -67,15 +67,11 @@ def as_code_indices(ldr: torch.Tensor, bits: int | None) -> torch.Tensor | None:
         run_bands(rows.shape[0], w, check)
         return None if bad else torch.from_numpy(out).view(ldr.shape)
     out = np.empty(planes.shape, np.int32)
-    scaled, nearest = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
+    grid = (np.arange(peak + 1) / peak).astype(np.float32)
     for p, o in zip(planes, out):
-        np.multiply(p, np.float32(peak), out=scaled)
-        np.clip(scaled, 0, peak, out=nearest)
-        np.rint(nearest, out=nearest)
-        # |z * peak - round(z * peak)| in code steps (NaN, Inf or outside [0, 1] fail too)
-        if not cv2.checkRange(cv2.absdiff(scaled, nearest), True, 0.0, tol * peak)[0]:
+        np.copyto(o, np.rint(np.clip(p * np.float32(peak), 0, peak)), casting="unsafe")
+        if not np.abs(grid[o] - p).max() <= tol:
             return None
-        np.copyto(o, nearest, casting="unsafe")
     return torch.from_numpy(out).view(ldr.shape)
 
 
