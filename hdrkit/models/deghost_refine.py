@@ -43,7 +43,7 @@ from hdrkit.camera.response import GammaResponse
 from hdrkit.models.base import MergeNet
 from hdrkit.tonemap.mu_law import mu_law
 
-__all__ = ["DeghostRefineNet", "flow_warp_to_reference", "infer_bits"]
+__all__ = ["DeghostRefineNet", "dis_flows_to_reference", "flow_warp_to_reference", "infer_bits", "remap_codes"]
 
 FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
 """DIS preset of the flow prior (about 80 ms per 1500x1000 pair on this project's CPU)."""
@@ -74,6 +74,45 @@ def _grey8(x: np.ndarray) -> np.ndarray:
     return (g * 255.0 + 0.5).astype(np.uint8)
 
 
+def dis_flows_to_reference(radiance: torch.Tensor, times: torch.Tensor, reference: int,
+                           deadzone: float = 0.0) -> dict[int, np.ndarray]:
+    """DIS optical flow from the reference to every other frame, between exposure-matched images.
+
+    Args:
+        radiance: (N, 3, H, W) linearized frames ``f^-1(I_i) / t_i``.
+        times: (N,) linear exposure times.
+        reference: index of the reference frame.
+        deadzone: flow vectors shorter than this (pixels) are set to 0.
+
+    Returns:
+        ``{i: (H, W, 2) float32 flow}`` for every ``i != reference``: reference pixel ``(x, y)`` sees frame ``i``
+        at ``(x + u, y + v)``. Both frames of a pair are compared at the longer exposure, clipped there, so
+        saturation looks alike.
+    """
+    lin = radiance.detach().float().cpu().numpy()
+    t = times.detach().double().cpu().numpy()
+    dis = cv2.DISOpticalFlow_create(FLOW_PRESET)
+    flows = {}
+    for i in range(lin.shape[0]):
+        if i == reference:
+            continue
+        c = max(t[i], t[reference])
+        flow = dis.calc(_grey8(lin[reference] * c), _grey8(lin[i] * c), None)
+        if deadzone > 0:
+            flow[np.hypot(flow[..., 0], flow[..., 1]) < deadzone] = 0.0
+        flows[i] = flow
+    return flows
+
+
+def remap_codes(codes: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """(3, H, W) float32 codes resampled (bilinear, replicated border) at ``pixel + flow`` ((H, W, 2))."""
+    h, w = flow.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.ascontiguousarray(codes.transpose(1, 2, 0))
+    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE).transpose(2, 0, 1)
+
+
 def flow_warp_to_reference(ldr: torch.Tensor, radiance: torch.Tensor, times: torch.Tensor, reference: int) -> torch.Tensor:
     """Warp every frame onto the reference with DIS optical flow between exposure-matched images.
 
@@ -85,24 +124,10 @@ def flow_warp_to_reference(ldr: torch.Tensor, radiance: torch.Tensor, times: tor
 
     Returns:
         (N, 3, H, W) codes, frame ``i`` resampled into the reference's geometry (the reference as is).
-        Both frames of a pair are compared at the longer exposure, clipped there, so saturation looks alike.
     """
-    n, _, h, w = ldr.shape
-    lin = radiance.detach().float().cpu().numpy()
-    codes = ldr.detach().float().cpu().numpy()
-    t = times.detach().double().cpu().numpy()
-    dis = cv2.DISOpticalFlow_create(FLOW_PRESET)
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    out = codes.copy()
-    for i in range(n):
-        if i == reference:
-            continue
-        c = max(t[i], t[reference])
-        a, b = _grey8(lin[reference] * c), _grey8(lin[i] * c)
-        flow = dis.calc(a, b, None)
-        img = np.ascontiguousarray(codes[i].transpose(1, 2, 0))
-        warped = cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        out[i] = warped.transpose(2, 0, 1)
+    out = ldr.detach().float().cpu().numpy().copy()
+    for i, flow in dis_flows_to_reference(radiance, times, reference).items():
+        out[i] = remap_codes(out[i], flow)
     return torch.from_numpy(out).to(ldr.device, ldr.dtype)
 
 

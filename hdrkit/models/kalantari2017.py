@@ -25,7 +25,7 @@ The counts equal those computed from the official layer list (survey of the offi
 The loss is the squared error after the mu-law (mu = 5000), ``mu_l2``.
 
 Deviations:
-- Flow: OpenCV DIS (medium preset) on 8-bit gamma-2.2 grey images instead of Liu's (2009) flow, which has
+- Flow: OpenCV DIS (medium preset, the flow of ``deghost_refine``) on 8-bit gamma-2.2 grey images instead of Liu's (2009) flow, which has
   no maintained implementation; bilinear instead of bicubic warping. Flow vectors shorter than
   ``FLOW_DEADZONE`` pixels are set to zero: on static content they are estimation noise, and resampling
   by them blurs the frame (measured on three static noise-free 16-bit validation brackets: a Debevec
@@ -49,7 +49,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -58,6 +57,7 @@ from torch import nn
 from hdrkit.camera.response import GammaResponse
 from hdrkit.merge.weights import SATURATION_CODE
 from hdrkit.models.base import MergeNet
+from hdrkit.models.deghost_refine import dis_flows_to_reference, remap_codes
 
 __all__ = ["Kalantari2017Direct", "Kalantari2017WE", "Kalantari2017WIE", "align_kalantari2017"]
 
@@ -70,17 +70,8 @@ WEIGHT_EPS = 1e-6
 BORDER = 6
 """Pixels the valid convolutions remove on each side (``param.border`` of the official code)."""
 
-FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
-"""DIS preset (the paper: Liu 2009)."""
-
 FLOW_DEADZONE = 0.5
 """Flow vectors shorter than this (pixels) are treated as no motion."""
-
-
-def _grey8(lin: np.ndarray) -> np.ndarray:
-    """(3, H, W) linear exposure in [0, 1] -> uint8 gamma-2.2 grey."""
-    g = lin.clip(0, 1).mean(axis=0) ** (1 / GAMMA)
-    return (g * 255.0 + 0.5).astype(np.uint8)
 
 
 def align_kalantari2017(ldr: torch.Tensor, radiance: torch.Tensor, exposure_times: torch.Tensor, reference: int,
@@ -97,27 +88,16 @@ def align_kalantari2017(ldr: torch.Tensor, radiance: torch.Tensor, exposure_time
     Returns:
         (N, 3, H, W) aligned codes (the reference unchanged).
     """
-    n, _, h, w = ldr.shape
-    lin = radiance.detach().float().cpu().numpy()
-    codes = ldr.detach().float().cpu().numpy()
-    t = exposure_times.detach().double().cpu().numpy()
-    dis = cv2.DISOpticalFlow_create(FLOW_PRESET)
+    h, w = ldr.shape[-2:]
+    out = ldr.detach().float().cpu().numpy().copy()
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    out = codes.copy()
-    for i in range(n):
-        if i == reference:
-            continue
-        c = max(t[i], t[reference])
-        flow = dis.calc(_grey8(lin[reference] * c), _grey8(lin[i] * c), None)
-        flow[np.hypot(flow[..., 0], flow[..., 1]) < FLOW_DEADZONE] = 0.0
+    for i, flow in dis_flows_to_reference(radiance, exposure_times, reference, FLOW_DEADZONE).items():
+        warped = remap_codes(out[i], flow)
         mx, my = gx + flow[..., 0], gy + flow[..., 1]
-        img = np.ascontiguousarray(codes[i].transpose(1, 2, 0))
-        warped = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).transpose(2, 0, 1)
         outside = (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
         if outside.any():
-            ref_as_i = torch.from_numpy(lin[reference] * t[i]).clamp(0, 1)
-            fill = response.forward(ref_as_i).numpy()
-            warped = np.where(outside[None], fill, warped)
+            ref_as_i = (radiance[reference].detach().float().cpu() * float(exposure_times[i])).clamp(0, 1)
+            warped = np.where(outside[None], response.forward(ref_as_i).numpy(), warped)
         out[i] = warped
     return torch.from_numpy(out).to(ldr.device, ldr.dtype)
 
