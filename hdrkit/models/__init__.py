@@ -13,6 +13,7 @@ from hdrkit.methods import MethodCard, _learned
 from hdrkit.models.ahdrnet import AHDRNet
 from hdrkit.models.base import MergeNet, check_bracket
 from hdrkit.models.deghost_refine import DeghostRefineNet
+from hdrkit.models.deephdr import DeepHDRResNet, DeepHDRUNet
 from hdrkit.models.kalantari2017 import Kalantari2017Direct, Kalantari2017WE, Kalantari2017WIE
 from hdrkit.models.kpn_hdr import KPNHDR
 from hdrkit.models.dfgnet import DFGNet
@@ -23,6 +24,8 @@ __all__ = ["MODELS", "LEARNED_CARDS", "AHDRNet", "DeghostRefineNet", "Kalantari2
 MODELS: dict[str, type[MergeNet]] = {
     "ahdrnet": AHDRNet,
     "deghost_refine": DeghostRefineNet,
+    "deephdr_resnet": DeepHDRResNet,
+    "deephdr_unet": DeepHDRUNet,
     "kpn_hdr": KPNHDR,
     "dfgnet": DFGNet,
     "kalantari2017_direct": Kalantari2017Direct,
@@ -40,6 +43,11 @@ LEARNED_CARDS = (
     MethodCard("deghost_refine", "merge", "radiance", (2, None), "hdrkit (ours): learned refinement of Granados 2013-style deghosting with DIS flow",
                "per-pixel blend of the deghost merge, the frames and flow-warped frames, plus a bounded residual",
                _learned("deghost_refine"), learned=True, weights="deghost_refine.safetensors"),
+    *(MethodCard(f"deephdr_{v}", "merge", "radiance", (3, 3),
+                 "Wu, Xu, Tai & Tang, Deep high dynamic range imaging with large foreground motions, ECCV 2018",
+                 summary, _learned(f"deephdr_{v}"), learned=True, weights=f"deephdr_{v}.safetensors")
+      for v, summary in (("resnet", "per-exposure encoders, residual-block merger, decoder with skips; no flow (16,606,339 parameters)"),
+                         ("unet", "per-exposure encoders, U-Net merger and decoder with skips; no flow (12,531,587 parameters)"))),
     MethodCard("kpn_hdr", "merge", "radiance", (3, 3),
                "Chung, Kim, Jo, Lee & Cho, Kernel prediction network for detail-preserving high dynamic range imaging",
                "per-pixel 5x5 kernels align {I_i, H_i}, a 4-layer CNN weights the filtered images (32,882,366 parameters)",
