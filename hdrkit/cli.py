@@ -192,7 +192,9 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--ev", nargs="+", type=float, metavar="EV", help="exposure values in stops (t = 2**EV), one per frame")
     m.add_argument("--method", default="deghost", help="merge method (see `hdrkit methods`); default: deghost")
     m.add_argument("--response", default="gamma", help="gamma | srgb | linear | calibrate | FILE.csv (default: gamma 2.2; RAW is linear)")
-    m.add_argument("--align", default="homography", choices=["none", "mtb", "homography"], help="alignment (default: homography)")
+    m.add_argument("--align", default="homography", choices=["none", "mtb", "homography", "flow"],
+                   help="alignment (default: homography; flow: homography plus dense optical flow with occlusion masks, "
+                        "for parallax and non-rigid motion)")
     m.add_argument("--reference", type=int, default=None, help="reference frame index in exposure order (default: middle)")
     m.add_argument("--preview", default=None, metavar="PNG", help="also write a tone-mapped preview")
     m.add_argument("--preview-op", default="durand", help="tone mapper for the preview: durand (default: best mean TMQI, "

@@ -20,6 +20,9 @@ from hdrkit.methods import apply, get_method
 
 __all__ = ["MergeResult", "hdr_from_brackets", "resolve_response"]
 
+MASK_OPTION = {"deghost": "valid"}
+"""Methods that take the aligner's occlusion masks (``FlowAlignResult.masks``), and the option that does."""
+
 
 @dataclass
 class MergeResult:
@@ -83,7 +86,8 @@ def hdr_from_brackets(
         ev: exposure values in stops (t = 2 ** ev), one per file.
         method: a registered method (``hdrkit.methods``; ``hdrkit methods`` lists them).
         response: ``'gamma'`` (2.2), ``'srgb'``, ``'linear'``, ``'calibrate'``, a response file, or a Response.
-        align_method: ``'none'``, ``'mtb'`` (translation) or ``'homography'``.
+        align_method: ``'none'``, ``'mtb'`` (translation), ``'homography'`` or ``'flow'`` (homography plus
+            dense residual flow; its occlusion masks go to methods in ``MASK_OPTION``).
         reference: index of the reference frame in exposure order (shortest first); default the middle one.
         progress: show a progress bar while reading (on an interactive terminal only).
         **method_options: passed to the method's builder, e.g. ``device``, ``dtype``, ``max_memory``,
@@ -101,6 +105,9 @@ def hdr_from_brackets(
     ldr = bracket.ldr[None]
     times_b = bracket.exposure_times[None].to(torch.float32)
     aligned = align(ldr, times_b, method=align_method, reference=ref, response=crf)
+    masks = getattr(aligned, "masks", None)
+    if masks is not None and method in MASK_OPTION:
+        runner = card.build(**method_options, **{MASK_OPTION[method]: masks})
     image = apply(card, runner, aligned.ldr, times_b, torch.tensor([ref]), response=crf, bits=max(bracket.bits))
     return MergeResult(image=image[0], output=card.output, bracket=bracket, response=crf, alignment=aligned,
                        reference=ref, method=method)

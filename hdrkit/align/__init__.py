@@ -1,4 +1,4 @@
-"""Bracket alignment: Ward's MTB translations, robust homographies, and the warps that apply them.
+"""Bracket alignment: Ward's MTB translations, robust homographies, dense residual flow, and the warps that apply them.
 
 All aligners take ``ldr`` (N, 3, H, W) or (B, N, 3, H, W) display-referred codes in [0, 1] and
 return an ``AlignResult`` whose ``transforms`` map reference pixel coordinates to frame pixel
@@ -11,21 +11,27 @@ Every estimate must earn its place: frames are compared on a common exposure (or
 times, rank-matched), clipped pixels are ignored, and a translation or homography is kept only if it
 lowers a robust photometric cost of the identity by 5 % (``hdrkit.align.select``); otherwise the
 frame is left untouched. ``AlignResult.info['method']`` records per frame what was kept.
+
+``'flow'`` (``align_flow_dis``) adds a gated dense optical flow on top of the homography for parallax and
+non-rigid motion, and returns a ``FlowAlignResult`` whose ``masks`` (occluded or outside the frame: 0)
+a mask-aware merge (``merge_granados2013(valid=...)``) respects.
 """
 
 from __future__ import annotations
 
 import torch
 
+from hdrkit.align.flow import FlowAlignResult, align_flow_dis
 from hdrkit.align.homography import align_homography
 from hdrkit.align.mtb import align_mtb_ward2003
 from hdrkit.align.warp import AlignResult, as_bracket, check_reference, default_reference, shift_image, warp_homography
 from hdrkit.camera.response import Response
 from hdrkit.errors import HdrkitError
 
-__all__ = ["AlignResult", "align", "align_mtb_ward2003", "align_homography", "warp_homography", "shift_image", "ALIGN_METHODS"]
+__all__ = ["AlignResult", "FlowAlignResult", "align", "align_mtb_ward2003", "align_homography", "align_flow_dis", "warp_homography",
+           "shift_image", "ALIGN_METHODS"]
 
-ALIGN_METHODS = ("none", "mtb", "homography")
+ALIGN_METHODS = ("none", "mtb", "homography", "flow")
 
 
 def align(
@@ -35,22 +41,25 @@ def align(
     reference: int | None = None,
     response: Response | None = None,
 ) -> AlignResult:
-    """Align a bracket with ``method`` 'none' (identity), 'mtb' (translation) or 'homography'.
+    """Align a bracket with ``method`` 'none' (identity), 'mtb' (translation), 'homography' or 'flow'
+    (homography plus gated dense residual flow, with occlusion masks: ``align_flow_dis``).
 
     Args:
         ldr: (N, 3, H, W) or (B, N, 3, H, W) codes in [0, 1], RGB.
-        exposure_times: (N,) or (B, N) linear times; required for 'homography'.
+        exposure_times: (N,) or (B, N) linear times; required for 'homography' and 'flow'.
         method: one of ``ALIGN_METHODS``.
         reference: reference frame index; default the middle frame by exposure.
         response: camera response; default gamma 2.2.
 
     Returns:
-        ``AlignResult`` (see ``hdrkit.align.warp.AlignResult``).
+        ``AlignResult`` (see ``hdrkit.align.warp.AlignResult``); a ``FlowAlignResult`` for 'flow'.
     """
     if method == "mtb":
         return align_mtb_ward2003(ldr, reference, exposure_times=exposure_times, response=response)
     if method == "homography":
         return align_homography(ldr, exposure_times, response, reference)
+    if method == "flow":
+        return align_flow_dis(ldr, exposure_times, reference, response)
     if method != "none":
         raise HdrkitError(f"unknown alignment method {method!r}: use one of {', '.join(ALIGN_METHODS)}")
     x, t, batched = as_bracket(ldr, exposure_times)

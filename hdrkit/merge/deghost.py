@@ -385,6 +385,7 @@ def merge_granados2013(
     tolerance: float = DEFAULT_TOLERANCE,
     calibrate: bool = True,
     return_masks: bool = False,
+    valid: torch.Tensor | None = None,
 ):
     """Ghost-free merge of an aligned bracket with noise-optimal weights and a consistency test.
 
@@ -404,6 +405,9 @@ def merge_granados2013(
             (``calibrate_to_reference``) before testing and merging; absorbs response and exposure
             errors of real cameras. Kept per frame only if it lowers the frame's ghost fraction.
         return_masks: also return the (B, N, 1, H, W) soft ghost masks.
+        valid: optional (B, N, 1, H, W) bool or float in [0, 1] from the aligner (``FlowAlignResult.masks``):
+            each frame's weight is multiplied by it, so 0 (occluded, outside the frame) gives that pixel of
+            that frame no weight; the reference frame is always used.
 
     Returns:
         hdr: (B, 3, H, W) linear radiance in units of the shortest exposure, [0, inf); with the
@@ -445,6 +449,11 @@ def merge_granados2013(
         masks = torch.where(better, masks_cal, masks)
         radiance = torch.where(better, rad_cal, radiance)
     w = w * (1 - masks)
+    if valid is not None:  # the aligner's occlusion masks; the reference is always trusted
+        keep = valid.to(w.device, w.dtype).expand(w.shape[0], w.shape[1], 1, *w.shape[-2:]).clone()
+        keep[torch.arange(b_, device=z.device), reference_idx] = 1
+        w = w * keep
+        masks = torch.maximum(masks, 1 - keep)
     bi = torch.arange(b_, device=z.device)
     # zero total weight: the shortest frame if the reference is saturated (else the longest), when
     # that frame is not a ghost there; otherwise the reference's own clipped estimate
