@@ -55,7 +55,7 @@ def run_demo(out_dir: Path, seed: int = 0, height: int = 384, width: int = 576) 
     scores["reference frame alone"] = psnr_mu(ref_only, gt)
 
     write_hdr(out_dir / "demo.exr", result.hdr)
-    write_ldr(out_dir / "demo.png", tonemap(result.hdr, op="reinhard"))
+    write_ldr(out_dir / "demo.png", tonemap(result.hdr))
     for name, value in scores.items():
         print(f"PSNR-mu vs ground truth  {value:6.2f} dB  {name}")
     print(f"wrote {out_dir / 'demo.exr'} and {out_dir / 'demo.png'}")

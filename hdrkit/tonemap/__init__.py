@@ -29,6 +29,7 @@ from hdrkit.tonemap.reinhard2002 import tonemap_reinhard2002, tonemap_reinhard20
 
 __all__ = [
     "TONEMAPPERS",
+    "DEFAULT_TONEMAPPER",
     "tonemap",
     "MU",
     "mu_law",
@@ -53,13 +54,17 @@ TONEMAPPERS: dict[str, Callable[..., torch.Tensor]] = {
     "exposure_gamma": exposure_gamma,
 }
 
+DEFAULT_TONEMAPPER = "durand"
+"""The preview operator of ``hdrkit merge``, ``hdrkit tonemap`` and the demo: the best mean TMQI over the shared
+radiance maps (``benchmarks/results/tonemap_tmqi.md``)."""
 
-def tonemap(hdr: torch.Tensor, op: str = "reinhard", **kwargs) -> torch.Tensor:
+
+def tonemap(hdr: torch.Tensor, op: str = DEFAULT_TONEMAPPER, **kwargs) -> torch.Tensor:
     """Tone map ``hdr`` with the operator named ``op`` (a key of ``TONEMAPPERS``).
 
     Args:
         hdr: (3, H, W) or (B, 3, H, W) linear radiance in [0, inf).
-        op: operator name.
+        op: operator name (default :data:`DEFAULT_TONEMAPPER`).
         **kwargs: the operator's keyword arguments (unknown ones raise ``HdrkitError``).
 
     Returns:
