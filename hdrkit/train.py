@@ -8,6 +8,29 @@ row per ``log_every`` steps and per validation) and ``config.yaml``. It runs dat
 ``torchrun`` (gloo on CPU, nccl on CUDA): the global batch is split across processes, so the loss curve
 matches a single process. Adam, cosine schedule with warm-up, mu-law losses, optional bf16 autocast with
 float32 master weights.
+
+Single-image networks (``frames = 1``, registered with kind ``'single'``) train on single-exposure LDR/HDR
+pairs instead, chosen automatically from the network: each crop of a training radiance map is exposed once
+(t = 1) so that a fraction of its pixels drawn from ``data.clip`` saturates, through a response drawn from the
+group's ``response`` family (``dorf``: a random measured DoRF curve), with the group's ``noise`` (darktable
+profiles) and ``jpeg_quality``, quantized to 8 bits (``bits: 8`` is required). The target is the radiance in
+the units of that exposure (1 = saturation: ``single_linearize`` with the true response reproduces it below
+the clip), which the scale-invariant single-image metrics compare after one global scale
+(``hdrkit.metrics.log2_rmse_regions``). The network's ``prepare`` gets ``response=None`` (a photo's response
+is unknown). The loss must see radiance above 1: ``loss: log_l1`` (or the network's own ``training_loss``).
+Validation: ``val_scenes`` pairs from the validation maps (DoRF responses, noise, 8 bits, seed 2017), logged
+as ``val_log2_rmse_clipped`` / ``val_log2_rmse_exposed`` (stops). Motion, ``align`` and ``calibrate`` do not
+apply to pairs (``tests/test_train_single.py`` trains a toy single-image network this way).
+
+Config keys (unknown keys are errors). Top level (:class:`TrainConfig`): ``model``, ``out_dir``, ``data``,
+``steps``, ``batch_size``, ``lr``, ``warmup_steps``, ``min_lr_ratio``, ``loss`` (``hdrkit.losses.LOSSES``),
+``bf16``, ``threads``, ``seed``, ``log_every``, ``val_every``, ``checkpoint_minutes``, ``max_minutes``,
+``grad_clip``, ``model_options``, ``init_from``, ``freeze``. ``data`` (:class:`DataConfig`): ``source``
+(``training`` | ``procedural``), ``hdr_root``, ``cache_dir``, ``crop``, ``patch``, ``seed``, ``align``,
+``groups``, ``val_scenes``, ``val_crop``, ``clip`` (single-image pairs: ``[lo, hi]`` fraction of clipped
+pixels). ``data.groups[i]`` (:class:`GroupConfig`): ``scenes``, ``response``, ``bits``, ``noise``,
+``jpeg_quality``, ``motion``, ``global_motion_px``, ``moving_objects``, ``object_motion_px``, ``nonrigid_px``,
+``calibrate``.
 """
 
 from __future__ import annotations
@@ -29,7 +52,7 @@ import torch
 from hdrkit.errors import HdrkitError
 
 __all__ = ["DataConfig", "GroupConfig", "TrainConfig", "load_config", "fit", "evaluate", "build_scenes",
-           "export_weights", "default_data_root"]
+           "export_weights", "default_data_root", "is_single_image", "val_metrics"]
 
 
 @dataclass
@@ -60,7 +83,9 @@ class GroupConfig:
 class DataConfig:
     """Where training scenes come from. source: ``training`` (the training split under ``hdr_root``) or
     ``procedural`` (the built-in scene; no data needed). hdr_root: default ``$HDRKIT_DATA/hdr`` or
-    ``../shared/data/hdr``. cache_dir: synthesized scenes and computed priors (re-used across runs)."""
+    ``../shared/data/hdr``. cache_dir: synthesized scenes and computed priors (re-used across runs).
+    clip: single-image pairs only: ``(lo, hi)`` range of the fraction of pixels the exposure saturates
+    (drawn uniformly per crop)."""
 
     source: str = "training"
     hdr_root: str | None = None
@@ -72,6 +97,7 @@ class DataConfig:
     groups: list[GroupConfig] = field(default_factory=lambda: [GroupConfig()])
     val_scenes: int = 6
     val_crop: int = 256
+    clip: tuple[float, float] = (0.01, 0.15)
 
 
 @dataclass
@@ -119,7 +145,7 @@ def _build(cls, raw, where: str):
             v = _build(DataConfig, v, f"{where}.data")
         elif k == "groups":
             v = [_build(GroupConfig, g, f"{where}.groups[{i}]") for i, g in enumerate(v)]
-        elif k == "object_motion_px":
+        elif k in ("object_motion_px", "clip"):
             v = tuple(float(x) for x in v)
         kw[k] = v
     try:
@@ -158,17 +184,22 @@ def _hash(obj) -> str:
 
 # ---------------------------------------------------------------- data
 
-def _synth(data: DataConfig, group: GroupConfig, gi: int, split: str, n: int, crop: int, seed: int) -> list[Path]:
-    """Synthesize (once) ``n`` scenes of one group into the cache; returns the scene folders."""
-    from hdrkit.data import synthesize_dataset
+def _synth(data: DataConfig, group: GroupConfig, gi: int, split: str, n: int, crop: int, seed: int,
+           pairs: bool = False) -> list[Path]:
+    """Synthesize (once) ``n`` scenes of one group into the cache; returns the scene folders (with ``pairs``:
+    the LDR files of single-exposure LDR/HDR pairs)."""
+    from hdrkit.data import find_pairs, synthesize_dataset
     from hdrkit.data.splits import split_paths
 
     root = Path(data.hdr_root) if data.hdr_root else default_data_root() / "hdr"
     shared = root.parent
-    key = _hash([dataclasses.asdict(group), data.source, split, n, crop, seed, gi, 2])
-    out = Path(data.cache_dir) / f"scenes_{split}_{key}"
+    extra = ["pairs", list(data.clip)] if pairs else []
+    key = _hash([dataclasses.asdict(group), data.source, split, n, crop, seed, gi, 2, *extra])
+    out = Path(data.cache_dir) / f"{'pairs' if pairs else 'scenes'}_{split}_{key}"
     done = out / ".complete"
     if done.is_file():
+        if pairs:
+            return [ldr for ldr, _ in find_pairs(out / "Test" / "pairs")]
         return sorted(p for p in (out / "Test").iterdir() if p.is_dir())
     if data.source == "procedural":
         sources = None
@@ -179,12 +210,21 @@ def _synth(data: DataConfig, group: GroupConfig, gi: int, split: str, n: int, cr
     dynamic = group.motion == "dynamic"
     if group.motion not in ("static", "dynamic"):
         raise HdrkitError(f"motion must be 'static' or 'dynamic', got {group.motion!r}")
-    synthesize_dataset(
-        sources, out, n_scenes=n, seed=seed, crop_size=crop, response_family=group.response,
+    camera = dict(
+        n_scenes=n, seed=seed, crop_size=crop, response_family=group.response,
         dorf_path=shared / "crf" / "dorf_public_151.npz" if group.response == "dorf" else None,
         emor_path=shared / "crf" / "emor.txt" if group.response == "emor" else None,
         noise_profiles_path=shared / "noise" / "darktable.json" if group.noise else None,
-        bits=group.bits, fmt="tif" if group.bits == 16 else "png", jpeg_quality=group.jpeg_quality,
+        jpeg_quality=group.jpeg_quality)
+    if pairs:
+        lo, hi = data.clip
+        if not 0 <= lo <= hi < 1:
+            raise HdrkitError(f"data.clip must be [lo, hi] fractions with 0 <= lo <= hi < 1, got {list(data.clip)}")
+        written = synthesize_dataset(sources, out, bits=8, single_image=True, clip_quantiles=(1 - hi, 1 - lo), **camera)
+        done.write_text("ok\n")
+        return written
+    synthesize_dataset(
+        sources, out, bits=group.bits, fmt="tif" if group.bits == 16 else "png",
         global_motion=group.global_motion_px if dynamic else 0.0, moving_objects=group.moving_objects if dynamic else 0,
         object_motion_px=group.object_motion_px, nonrigid_px=group.nonrigid_px if dynamic else 0.0,
     )
@@ -225,23 +265,49 @@ def _prepare_scene(folder: Path, model, data: DataConfig, calibrate: bool) -> Pr
                          {k: v[0].numpy() for k, v in priors.items()}, response, bits)
 
 
+def _prepare_pair(ldr_path: Path, model) -> PreparedScene:
+    """A single-exposure pair as a one-frame scene (t = 1, reference 0); priors computed without a response."""
+    from hdrkit.io import read_hdr, read_ldr
+
+    ldr = read_ldr(ldr_path).image.float()[None, None]
+    hdr = read_hdr(ldr_path.with_suffix(".hdr")).float()
+    times, ref = torch.ones(1, 1), torch.zeros(1, dtype=torch.long)
+    with torch.no_grad():
+        priors = model.prepare(ldr, times, ref, None)
+    return PreparedScene(ldr_path.stem, ldr[0], times[0], hdr, 0, {k: v[0].numpy() for k, v in priors.items()}, None, 8)
+
+
+def is_single_image(model) -> bool:
+    """Whether ``model`` takes one frame (``frames == 1``): it trains and validates on LDR/HDR pairs."""
+    return getattr(model, "frames", None) == 1
+
+
 def build_scenes(cfg: TrainConfig, model, split: str = "training", progress: bool = False) -> list[PreparedScene]:
     """Synthesize and prepare the scenes of ``split`` (``training``: the config's groups; ``validation``:
-    ``val_scenes`` dynamic gamma 2.2 16-bit scenes from the validation radiance maps, seed 2017)."""
+    ``val_scenes`` dynamic gamma 2.2 16-bit scenes from the validation radiance maps, seed 2017; for a
+    single-image network, LDR/HDR pairs: see the module docstring)."""
     data = cfg.data
-    if split == "validation":
+    pairs = is_single_image(model)
+    if split == "validation" and pairs:
+        plan = [(GroupConfig(scenes=data.val_scenes, response="dorf", bits=8, noise=True, motion="static"), 0, 2017, data.val_crop)]
+    elif split == "validation":
         g = GroupConfig(scenes=data.val_scenes, object_motion_px=(15.0, 45.0))
         plan = [(g, 0, 2017, data.val_crop)]
     else:
         plan = [(g, i, data.seed * 1000 + i, data.crop) for i, g in enumerate(data.groups)]
-    key = _hash([getattr(model, "priors_key", None) or type(model).__name__, data.align, split, 3])
+    if pairs:
+        bad = [i for i, (g, *_) in enumerate(plan) if g.bits != 8]
+        if bad:
+            raise HdrkitError(f"data.groups[{bad[0]}]: single-image pairs are 8-bit photos; set bits: 8")
+    key = _hash([getattr(model, "priors_key", None) or type(model).__name__, data.align, split, 3, *(["pairs"] if pairs else [])])
     scenes = []
     for g, gi, seed, crop in plan:
-        folders = _synth(data, g, gi, split, g.scenes, crop, seed)
+        folders = _synth(data, g, gi, split, g.scenes, crop, seed, pairs)
         rng = np.random.default_rng([seed, 99])
         for folder in folders:
-            calibrate = bool(rng.random() < g.calibrate)
-            cache = Path(data.cache_dir) / f"prepared_{key}" / f"{folder.parent.parent.name}_{folder.name}_{int(calibrate)}.npz"
+            calibrate = bool(rng.random() < g.calibrate) and not pairs
+            group_dir = folder.parents[2 if pairs else 1].name
+            cache = Path(data.cache_dir) / f"prepared_{key}" / f"{group_dir}_{folder.stem if pairs else folder.name}_{int(calibrate)}.npz"
             if cache.is_file():
                 z = np.load(cache, allow_pickle=False)
                 meta = json.loads(str(z["meta"]))
@@ -249,7 +315,7 @@ def build_scenes(cfg: TrainConfig, model, split: str = "training", progress: boo
                 scenes.append(PreparedScene(meta["name"], torch.from_numpy(z["ldr"]), torch.from_numpy(z["times"]),
                                             torch.from_numpy(z["hdr"]), meta["reference"], priors, None, meta["bits"]))
                 continue
-            s = _prepare_scene(folder, model, data, calibrate)
+            s = _prepare_pair(folder, model) if pairs else _prepare_scene(folder, model, data, calibrate)
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".tmp.npz")
             np.savez(tmp, ldr=s.ldr.numpy(), times=s.exposure_times.numpy(), hdr=s.hdr.numpy(),
@@ -287,14 +353,23 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def val_metrics(model) -> tuple[str, str]:
+    """The two numbers ``evaluate`` returns for ``model``: PSNR-mu / PSNR-L, or for single-image networks the
+    log2 RMSE over clipped / well-exposed pixels (``hdrkit.metrics.SINGLE_IMAGE_METRICS``)."""
+    from hdrkit.metrics import SINGLE_IMAGE_METRICS
+
+    return SINGLE_IMAGE_METRICS if is_single_image(model) else ("psnr_mu", "psnr_l")
+
+
 def evaluate(model, scenes: list[PreparedScene], dtype: str = "fp32") -> dict[str, float]:
-    """Mean PSNR-mu / PSNR-L of ``model`` over prepared scenes (whole scenes, priors as prepared)."""
-    from hdrkit.metrics import psnr_l, psnr_mu
+    """Mean scores (:func:`val_metrics`) of ``model`` over prepared scenes (whole scenes, priors as prepared)."""
+    from hdrkit.metrics import log2_rmse_regions, psnr_l, psnr_mu
     from hdrkit.models.inference import DTYPES
 
     model.eval()
     dev = next(model.parameters()).device
-    mu, lin = [], []
+    single = is_single_image(model)
+    rows = []
     with torch.inference_mode():
         for s in scenes:
             priors = {k: torch.as_tensor(v)[None].to(dev) for k, v in s.priors.items()}
@@ -303,9 +378,12 @@ def evaluate(model, scenes: list[PreparedScene], dtype: str = "fp32") -> dict[st
                 out = model.refine(s.ldr[None].to(dev), s.exposure_times[None].to(dev),
                                    torch.tensor([s.reference], device=dev), **priors)
             out = out.float()[0].cpu()
-            mu.append(float(psnr_mu(out, s.hdr)))
-            lin.append(float(psnr_l(out, s.hdr)))
-    return {"psnr_mu": float(np.mean(mu)), "psnr_l": float(np.mean(lin))}
+            if single:
+                rows.append(log2_rmse_regions(out, s.hdr, s.ldr[s.reference]))
+            else:
+                rows.append({"psnr_mu": float(psnr_mu(out, s.hdr)), "psnr_l": float(psnr_l(out, s.hdr))})
+    return {k: float(np.nanmean([r[k] for r in rows])) if any(np.isfinite(r[k]) for r in rows) else math.nan
+            for k in val_metrics(model)}
 
 
 def _dist():
@@ -322,7 +400,7 @@ def _dist():
 def fit(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     """Train ``cfg.model``; returns ``{'step', 'loss', 'val'}`` of the last step. See the module docstring."""
     from hdrkit.data import PatchDataset
-    from hdrkit.losses import LOSSES
+    from hdrkit.losses import LOSSES, UNCLIPPED_LOSSES
     from hdrkit.methods import get_method
     from hdrkit.models import MODELS, MergeNet
 
@@ -343,6 +421,10 @@ def fit(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
         model = MODELS[cfg.model](**cfg.model_options)
     except TypeError as e:
         raise HdrkitError(f"model_options {cfg.model_options} do not fit {cfg.model!r}: {e}") from None
+    if (is_single_image(model) and cfg.loss not in UNCLIPPED_LOSSES
+            and type(model).training_loss is MergeNet.training_loss):
+        raise HdrkitError(f"{cfg.model!r} is a single-image network: loss {cfg.loss!r} clips the radiance at 1 and "
+                          f"cannot learn highlights; use loss: {UNCLIPPED_LOSSES[0]}")
     device = torch.device("cuda", rank % torch.cuda.device_count()) if torch.cuda.is_available() else torch.device("cpu")
     if tdist is not None and rank != 0:
         tdist.barrier()  # rank 0 synthesizes and caches the scenes first; the others read the cache
@@ -380,8 +462,9 @@ def fit(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     new_log = not log_path.is_file() or step == 0
     logf = open(log_path, "w" if new_log else "a", newline="") if rank == 0 else None
     writer = csv.writer(logf) if logf else None
+    vkeys = val_metrics(model)
     if writer and new_log:
-        writer.writerow(["step", "loss", "lr", "seconds", "patches_per_s", "val_psnr_mu", "val_psnr_l"])
+        writer.writerow(["step", "loss", "lr", "seconds", "patches_per_s", *(f"val_{k}" for k in vkeys)])
     loss_fn = LOSSES[cfg.loss]
     custom = type(model).training_loss is not MergeNet.training_loss
     if custom and tdist is not None:
@@ -446,7 +529,7 @@ def fit(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
         if val and (step % cfg.val_every == 0 or step == cfg.steps):
             r = evaluate(model, val)
             last["val"] = r
-            writer.writerow([step, "", "", f"{time.monotonic() - start:.1f}", "", f"{r['psnr_mu']:.3f}", f"{r['psnr_l']:.3f}"])
+            writer.writerow([step, "", "", f"{time.monotonic() - start:.1f}", "", *(f"{r[k]:.3f}" for k in vkeys)])
             logf.flush()
         now = time.monotonic()
         if cfg.max_minutes is not None and now - start > 60 * cfg.max_minutes:

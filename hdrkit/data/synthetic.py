@@ -338,7 +338,8 @@ PANORAMA_BAND = (0.2, 0.8)
 """Rows of an equirectangular panorama (fractions of its height) that crops may use: near the equator."""
 
 SINGLE_IMAGE_CLIP = (0.85, 0.97)
-"""Single-image pairs: the exposure saturates pixels above a random quantile in this range (3-15 %)."""
+"""Single-image pairs: the exposure saturates pixels above a random quantile in this range (3-15 %)
+(``synthesize_dataset(clip_quantiles=)``)."""
 
 HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
 
@@ -449,6 +450,7 @@ def synthesize_dataset(
     object_motion_px: tuple[float, float] = (20.0, 60.0),
     nonrigid_px: float = 0.0,
     single_image: bool = False,
+    clip_quantiles: tuple[float, float] = SINGLE_IMAGE_CLIP,
     split: str = "Test",
 ) -> list[Path]:
     """Write a synthetic dataset in the Kalantari 2017 layout (or single-image pairs).
@@ -478,7 +480,10 @@ def synthesize_dataset(
         moving_objects: number of moving objects per scene.
         object_motion_px: their displacement range in pixels.
         nonrigid_px: amplitude of the smooth non-rigid deformation of moved objects, in pixels.
-        single_image: write ``out_dir/<split>/pairs/<name>.png`` + ``<name>.hdr`` pairs instead.
+        single_image: write ``out_dir/<split>/pairs/<name>.png`` + ``<name>.hdr`` pairs instead: one 8-bit
+            exposure (t = 1) of each crop, the radiance in its units (1 = saturation).
+        clip_quantiles: single-image pairs: the exposure saturates the pixels whose channel maximum lies above
+            a quantile drawn uniformly from this range (0.85-0.97: 3-15 % of the pixels clip).
         split: split folder name.
 
     Returns:
@@ -512,6 +517,8 @@ def synthesize_dataset(
         raise HdrkitError(f"ev_step must be positive, got {ev_step}")
     if exposures < 1:
         raise HdrkitError(f"exposures must be >= 1, got {exposures}")
+    if not 0 < clip_quantiles[0] <= clip_quantiles[1] <= 1:
+        raise HdrkitError(f"clip_quantiles must be (lo, hi) with 0 < lo <= hi <= 1, got {clip_quantiles}")
     profiles = load_noise_profiles(noise_profiles_path) if noise_profiles_path is not None else None
     root = Path(out_dir) / split
     root.mkdir(parents=True, exist_ok=True)
@@ -544,7 +551,7 @@ def synthesize_dataset(
             "generator": "hdrkit.data.synthetic.synthesize_dataset",
         }
         if single_image:
-            q = float(rng.uniform(*SINGLE_IMAGE_CLIP))
+            q = float(rng.uniform(*clip_quantiles))
             scene_hdr, scale = normalize_scene(hdr_t, quantile=q, return_scale=True)
             b = synthesize_bracket(scene_hdr, exposure_times=(1.0,), response=response, noise=prof.noise if prof else None,
                                    bits=8, jpeg_quality=jpeg_quality, seed=int(rng.integers(2**31)))

@@ -11,6 +11,10 @@ from), so it has its own registry, :data:`TONE_MAPPING_METRICS`, called as ``fn(
 :func:`tmqi` (Yeganeh & Wang 2013; :func:`tmqi_score` also returns its structural fidelity and
 naturalness).
 
+Single-image HDR is also scored against its LDR input: :func:`log2_rmse_regions` (keys
+:data:`SINGLE_IMAGE_METRICS`) gives the log2 RMSE over the pixels the input clipped and over its
+well-exposed pixels, called as ``fn(pred, target, ldr)``.
+
 Example:
     >>> scores = [compute_metrics(pred, gt) for pred, gt in pairs]   # doctest: +SKIP
     >>> means = aggregate(scores)  # {'psnr_mu': ..., 'psnr_l': ..., 'ssim_mu': ..., 'ssim_l': ...}
@@ -26,7 +30,8 @@ from hdrkit.errors import HdrkitError
 from hdrkit.metrics.flip import hdr_flip, hdr_flip_map
 from hdrkit.metrics.psnr import as_image_batch, mu_law_np, psnr_l, psnr_mu, psnr_mu_tanh, psnr_torch
 from hdrkit.metrics.pu21 import pu21_decode, pu21_encode, pu21_psnr, pu21_ssim
-from hdrkit.metrics.scale_invariant import best_scale, log_rmse_scale_invariant, psnr_mu_best_scale, psnr_scale_invariant
+from hdrkit.metrics.scale_invariant import (SINGLE_IMAGE_METRICS, best_scale, exposure_regions, log2_rmse_regions,
+                                           log_rmse_scale_invariant, psnr_mu_best_scale, psnr_scale_invariant)
 from hdrkit.metrics.ssim import ssim_l, ssim_mu, ssim_torch
 from hdrkit.metrics.tmqi import TMQIScore, tmqi, tmqi_score
 
@@ -50,6 +55,9 @@ __all__ = [
     "psnr_scale_invariant",
     "psnr_mu_best_scale",
     "log_rmse_scale_invariant",
+    "log2_rmse_regions",
+    "exposure_regions",
+    "SINGLE_IMAGE_METRICS",
     "hdr_flip",
     "hdr_flip_map",
     "psnr_torch",
@@ -84,7 +92,7 @@ and returns a float per image (``(B,)`` for a batch), higher is better."""
 PROTOCOL_METRICS = ("psnr_mu", "psnr_l", "ssim_mu", "ssim_l")
 """The four numbers the Kalantari-protocol papers report (default of :func:`compute_metrics`)."""
 
-LOWER_IS_BETTER = frozenset({"log_rmse_scale_invariant", "hdr_flip"})
+LOWER_IS_BETTER = frozenset({"log_rmse_scale_invariant", "hdr_flip", *SINGLE_IMAGE_METRICS})
 """Metrics where smaller is better; all others are higher-is-better."""
 
 _TAKES_PRECISE = frozenset({"psnr_mu", "psnr_l", "ssim_mu", "ssim_l"})

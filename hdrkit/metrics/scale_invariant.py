@@ -16,6 +16,12 @@ so one degenerate output does not stop an evaluation run.
   their standard deviation (Eigen et al. 2014 with lambda = 1); natural log, divide by ln 2 for stops.
 * :func:`psnr_scale_invariant`: PSNR after scaling ``pred``, normalising both images by the target's
   maximum and clipping to [0, 1]; ``domain="mu"`` (default) applies mu-law (5000) first, like PSNR-mu.
+* :func:`log2_rmse_regions`: the single-image HDR numbers: log2 RMSE (stops) over the pixels the LDR
+  input clipped and over its well-exposed pixels (:func:`exposure_regions`), after one global scale
+  fitted in the log domain on the well-exposed pixels (``fit="exposed"``, the default) or on the whole
+  image (``fit="all"``). Fitting on the well-exposed pixels anchors the scale to what the photo measured,
+  so the error over the clipped pixels counts a wrong highlight magnitude in full: a method cannot move
+  the scale to trade its highlight error against the rest of the image.
 
 Shapes follow :mod:`hdrkit.metrics.psnr`; all computation is float64.
 
@@ -33,11 +39,12 @@ import math
 import numpy as np
 
 from hdrkit.errors import HdrkitError
-from hdrkit.metrics.psnr import mu_law_np, per_image, psnr
+from hdrkit.metrics.psnr import as_image_batch, mu_law_np, per_image, psnr
 from hdrkit.tonemap.mu_law import MU
 
 __all__ = [
-    "psnr_mu_best_scale","LOG_FLOOR", "best_scale", "log_rmse_scale_invariant", "psnr_scale_invariant"]
+    "psnr_mu_best_scale", "LOG_FLOOR", "CLIPPED_CODE", "WELL_EXPOSED", "SINGLE_IMAGE_METRICS", "best_scale",
+    "exposure_regions", "log2_rmse_regions", "log_rmse_scale_invariant", "psnr_scale_invariant"]
 
 LOG_FLOOR = 1e-5
 """Values below ``LOG_FLOOR * max(image)`` (about 17 stops down) are raised to it before taking logs."""
@@ -139,3 +146,65 @@ def psnr_mu_best_scale(pred: object, target: object, *, mu: float = MU, log_rang
         else:
             a = c
     return f((a + b) / 2)
+
+
+CLIPPED_CODE = 0.99
+"""A pixel of the LDR input is clipped when any channel's code is at least this (8-bit codes 253-255: the
+top code, plus the noise and JPEG ringing around saturated areas)."""
+
+WELL_EXPOSED = (0.05, 0.95)
+"""A pixel is well exposed when every channel's code lies in this range: above it the response saturates
+(0.95 is the threshold where Eilertsen et al. 2017's HDRCNN starts to replace the input), below it 8-bit
+quantization and noise dominate (code 0.05 is about 8 % per code step through a gamma 2.2 response)."""
+
+SINGLE_IMAGE_METRICS = ("log2_rmse_clipped", "log2_rmse_exposed")
+"""The keys of :func:`log2_rmse_regions`, lower is better (stops)."""
+
+
+def exposure_regions(ldr) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks ``(clipped, well_exposed)``, each ``(H, W)``, of one LDR image.
+
+    Args:
+        ldr: display-referred codes in [0, 1]; torch ``(3, H, W)`` or numpy ``(H, W, 3)``.
+    """
+    x, batched = as_image_batch(ldr, "ldr", np.float32)
+    if batched:
+        raise HdrkitError(f"exposure_regions takes one image, got a batch of {x.shape[0]}")
+    x = x[0]
+    return x.max(axis=-1) >= CLIPPED_CODE, (x.min(axis=-1) >= WELL_EXPOSED[0]) & (x.max(axis=-1) <= WELL_EXPOSED[1])
+
+
+def log2_rmse_regions(pred, target, ldr, *, fit: str = "exposed", floor: float = LOG_FLOOR) -> dict[str, float]:
+    """Log2 RMSE in stops over the clipped and the well-exposed pixels of ``ldr`` after the best global scale.
+
+    ``log2 s = mean(log2 target - log2 pred)`` over the fit pixels and all channels (the least-squares scale
+    in the log domain); then ``sqrt(mean((log2 s pred - log2 target)^2))`` over each region's pixels and
+    channels. Logs use the relative floor of :func:`log_rmse_scale_invariant`.
+
+    Args:
+        pred, target: linear HDR of one image, any positive scale; torch ``(3, H, W)`` or numpy ``(H, W, 3)``.
+        ldr: the LDR input the prediction was made from, same layout, codes in [0, 1] (defines the regions).
+        fit: ``"exposed"`` (default: scale fitted on the well-exposed pixels) or ``"all"`` (whole image).
+            With no well-exposed pixel the whole image is used.
+
+    Returns:
+        ``{"log2_rmse_clipped": ..., "log2_rmse_exposed": ...}``; NaN for an empty region or an all-zero ``pred``.
+    """
+    if fit not in ("exposed", "all"):
+        raise HdrkitError(f"fit must be 'exposed' or 'all', got {fit!r}")
+    p, pb = as_image_batch(pred, "pred", np.float64)
+    t, tb = as_image_batch(target, "target", np.float64)
+    if pb or tb or p.shape != t.shape:
+        raise HdrkitError(f"pred and target must be one image each of the same shape, got {p.shape} and {t.shape}")
+    clipped, exposed = exposure_regions(ldr)
+    if clipped.shape != p.shape[1:3]:
+        raise HdrkitError(f"ldr is {clipped.shape[0]}x{clipped.shape[1]} but the images are {p.shape[1]}x{p.shape[2]}")
+    nan = {k: math.nan for k in SINGLE_IMAGE_METRICS}
+    p, t = p[0], t[0]
+    if not p.max() > 0:
+        return nan
+    d = (_log(p, floor) - _log(t, floor)) / math.log(2)
+    region = exposed if fit == "exposed" and exposed.any() else np.ones_like(exposed)
+    d = d - d[region].mean(dtype=np.float64)
+    rms = lambda m: float(np.sqrt(np.mean(np.square(d[m]), dtype=np.float64))) if m.any() else math.nan  # noqa: E731
+    return {"log2_rmse_clipped": rms(clipped), "log2_rmse_exposed": rms(exposed)}

@@ -33,7 +33,7 @@ def check_bracket(ldr: torch.Tensor, exposure_times: torch.Tensor, reference, fr
                   min_frames: int = 2):
     """Validate the canonical inputs; returns ``(ldr, exposure_times float32, reference (B,) long)``.
 
-    ``frames``: the exact N the network takes, or None for any N >= ``min_frames``.
+    ``frames``: the exact N the network takes (1 for single-image networks), or None for any N >= ``min_frames``.
     """
     if not isinstance(ldr, torch.Tensor) or ldr.ndim != 5 or ldr.shape[2] != 3:
         shape = tuple(ldr.shape) if isinstance(ldr, torch.Tensor) else type(ldr).__name__
@@ -42,7 +42,7 @@ def check_bracket(ldr: torch.Tensor, exposure_times: torch.Tensor, reference, fr
     if frames is not None and n != frames:
         raise HdrkitError(f"this network takes exactly {frames} frames, got {n}; pass a {frames}-frame bracket "
                           "or choose a method that takes any number (`hdrkit methods`)")
-    if n < min_frames:
+    if frames is None and n < min_frames:
         raise HdrkitError(f"a bracket needs at least {min_frames} frames, got {n}")
     t = torch.as_tensor(exposure_times, device=ldr.device, dtype=torch.float32)
     if t.shape != (b, n):
@@ -59,7 +59,7 @@ class MergeNet(nn.Module):
     """A learned multi-exposure merge (see the module docstring for the calling convention).
 
     Class attributes a subclass sets:
-        frames: the exact number of frames it takes, or None for any N >= 2.
+        frames: the exact number of frames it takes (1: a single-image network), or None for any N >= 2.
         size_divisor: height and width given to ``refine`` are padded to a multiple of this.
         context: receptive radius of ``refine`` in pixels; tiles overlap by at least this much, so tiled
             output equals untiled output.
