@@ -25,11 +25,12 @@ from hdrkit.data.eval_scenes import check_response_spec, default_split, load_eva
 from hdrkit.errors import HdrkitError
 from hdrkit.io.batch import BracketBatch
 from hdrkit.methods import MethodCard, Runner, apply, get_method
+from hdrkit.metrics.scale_invariant import CLIPPED_CODE, SINGLE_IMAGE_METRICS, WELL_EXPOSED
 from hdrkit.report import (THUMB_WIDTH, display_info, jsonable, load_average, machine_description, output_thumbnails,
                            scene_thumbnails, slug, write_report)
 from hdrkit.tonemap.mu_law import MU
 
-__all__ = ["DEFAULT_METRICS", "PROTOCOL", "SCALE_INVARIANT_METRICS", "PreparedScene", "evaluate"]
+__all__ = ["DEFAULT_METRICS", "PROTOCOL", "SCALE_INVARIANT_METRICS", "SINGLE_IMAGE_METRICS", "PreparedScene", "evaluate"]
 
 DEFAULT_METRICS = ("psnr_mu", "psnr_l", "ssim_mu", "ssim_l")
 """Kalantari & Ramamoorthi 2017 metrics: PSNR and SSIM in the mu-law and linear domains."""
@@ -42,7 +43,10 @@ PROTOCOL = (
     "HDRImg.hdr, both linear and in units of the shortest exposure (t = 1); images are clipped to [0, 1] inside "
     "the metrics; -l metrics use linear values, -mu metrics the mu-law compressor log(1 + mu H) / log(1 + mu) with "
     f"mu = {MU:g}. Aggregates are arithmetic means over scenes. Single-image methods see only the reference "
-    "(middle) frame and are also scored with scale-invariant metrics (best scale fitted per image). Methods whose "
+    "(middle) frame and are also scored with scale-invariant metrics (best scale fitted per image), and with the "
+    f"log2 RMSE in stops over the pixels that frame clipped (a channel code >= {CLIPPED_CODE}) and over its well-exposed "
+    f"pixels (every code in [{WELL_EXPOSED[0]}, {WELL_EXPOSED[1]}]), after one global scale fitted in the log domain on the well-exposed "
+    "pixels. Methods whose "
     "output is a display-referred fusion (not radiance) are marked n/a. Seconds: wall time per scene on this "
     "machine, including response recovery (every method) and alignment (multi-frame methods), excluding file "
     "I/O and metrics."
@@ -106,7 +110,7 @@ def _method_entry(card: MethodCard, names: tuple[str, ...], table: dict, options
     if card.output == "display":
         metrics, note = [], _NA_NOTE
     elif card.kind == "single":
-        extra = [k for k in SCALE_INVARIANT_METRICS if k in table and k not in names]
+        extra = [k for k in SCALE_INVARIANT_METRICS if k in table and k not in names] + list(SINGLE_IMAGE_METRICS)
         metrics, note = list(names) + extra, "single-image: sees the reference frame only"
     else:
         metrics, note = list(names), ""
@@ -148,12 +152,16 @@ def _run_one(card: MethodCard, runner: Runner, prep: PreparedScene) -> tuple[tor
     return out[0], seconds
 
 
-def _score(out: torch.Tensor, gt: torch.Tensor | None, metrics: list[str]) -> dict:
+def _score(out: torch.Tensor, gt: torch.Tensor | None, metrics: list[str], ldr: torch.Tensor) -> dict:
+    """Metric values of one output; ``ldr`` (3, H, W): the input frame (regions of the single-image metrics)."""
     record: dict = {k: None for k in metrics}
     if gt is not None and metrics:
-        from hdrkit.metrics import compute_metrics
+        from hdrkit.metrics import compute_metrics, log2_rmse_regions
 
-        vals = compute_metrics(out, gt, list(metrics))
+        plain = [k for k in metrics if k not in SINGLE_IMAGE_METRICS]
+        vals = dict(compute_metrics(out, gt, plain)) if plain else {}
+        if any(k in SINGLE_IMAGE_METRICS for k in metrics):
+            vals.update(log2_rmse_regions(out, gt, ldr))
         for k in metrics:
             v = float(vals[k].item() if torch.is_tensor(vals[k]) else vals[k])
             record[k] = v if math.isfinite(v) else None
@@ -195,7 +203,7 @@ def _metadata(data_dir: Path, title, split, layout, response, align, n_scenes, n
             "machine": machine_description(), "dataset": title or data_dir.name, "data_dir": str(data_dir), "split": split,
             "layout": layout, "response": response if isinstance(response, str) else repr(response), "align": align,
             "n_scenes": n_scenes, "metrics": list(names),
-            "lower_is_better": sorted(k for k in table if k in LOWER_IS_BETTER),
+            "lower_is_better": sorted(k for k in {*table, *SINGLE_IMAGE_METRICS} if k in LOWER_IS_BETTER),
             "load_average": [load_start, load_average()]}
 
 
@@ -286,7 +294,8 @@ def evaluate(data_dir: str | Path, methods: Sequence[str], out_dir: str | Path, 
         for card in cards:
             out, seconds = _run_one(card, runners[card.name], prep)
             info = per_method[card.name]
-            info["scenes"][prep.name] = {**_score(out, prep.gt, info["metrics"]), "seconds": seconds}
+            ldr = b.ldr[0, int(b.reference[0])]
+            info["scenes"][prep.name] = {**_score(out, prep.gt, info["metrics"], ldr), "seconds": seconds}
             entry["outputs"][card.name] = _output_files(card, out, prep, out_dir, thumb_width, save_outputs)
     _aggregate(per_method)
 

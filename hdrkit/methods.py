@@ -188,6 +188,23 @@ def _build_single_linearize(gamma: float = 2.2):
     return runner
 
 
+def _expansion(fn_name: str):
+    """A classical expansion operator of ``hdrkit.expand`` as a single-image runner (``fn(ldr (B, 3, H, W), response)``)."""
+
+    def build(**options):
+        from hdrkit import expand
+
+        fn = getattr(expand, fn_name)
+        _check_options(fn_name, fn, options)
+
+        def runner(ldr, t, ref, response=None, bits=None):
+            return fn(ldr[:, 0], response, **options) / t[:, :1, None, None]
+
+        return runner
+
+    return build
+
+
 def _learned(model_name: str):
     def build(device=None, dtype: str = "fp32", max_memory: float | None = None, weights: str | Path | None = None,
               tile: int | None = None):
@@ -218,6 +235,14 @@ for _card in (
     MethodCard("single_linearize", "single", "radiance", (1, 1), "baseline",
                "the reference frame alone, linearized with the response (gamma 2.2 if none) and divided by its exposure",
                _build_single_linearize),
+    MethodCard("akyuz2007", "single", "radiance", (1, 1),
+               "Akyuz, Fleming, Riecke, Reinhard & Bulthoff, Do HDR displays support LDR content? A psychophysical evaluation, SIGGRAPH 2007",
+               "linear expansion of the linearized luminance to a display peak (gamma 1); nothing added above the clip",
+               _expansion("expand_akyuz2007")),
+    MethodCard("landis2002", "single", "radiance", (1, 1),
+               "Landis, Production-ready global illumination, SIGGRAPH 2002 course notes",
+               "highlight expansion: luminance near the peak boosted (up to 1.5x) along a power ramp",
+               _expansion("expand_landis2002")),
 ):
     register(_card)
 

@@ -11,7 +11,7 @@ from PIL import Image
 from hdrkit.camera.exposure import expose
 from hdrkit.camera.response import GammaResponse
 from hdrkit.errors import HdrkitError
-from hdrkit.evaluate import DEFAULT_METRICS, SCALE_INVARIANT_METRICS, evaluate
+from hdrkit.evaluate import DEFAULT_METRICS, SCALE_INVARIANT_METRICS, SINGLE_IMAGE_METRICS, evaluate
 from hdrkit.io import BracketBatch
 from hdrkit.io.hdr import write_radiance
 from hdrkit.methods import METHODS, MethodCard, all_methods, get_method, run_method
@@ -91,7 +91,7 @@ def test_results_json_structure(report):
         assert info["frames"] == list(card.frames) and info["learned"] == card.learned
     from hdrkit.metrics import METRICS
 
-    assert [m for m in SCALE_INVARIANT_METRICS if m in METRICS] == single["metrics"][len(DEFAULT_METRICS):]
+    assert [m for m in SCALE_INVARIANT_METRICS if m in METRICS] + list(SINGLE_IMAGE_METRICS) == single["metrics"][len(DEFAULT_METRICS):]
 
 
 def test_metric_values_equal_direct_calls(report, dataset):
