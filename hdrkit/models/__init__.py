@@ -17,9 +17,10 @@ from hdrkit.models.deephdr import DeepHDRResNet, DeepHDRUNet
 from hdrkit.models.kalantari2017 import Kalantari2017Direct, Kalantari2017WE, Kalantari2017WIE
 from hdrkit.models.kpn_hdr import KPNHDR
 from hdrkit.models.dfgnet import DFGNet
+from hdrkit.models.hdrcnn2017 import HDRCNN
 from hdrkit.models.weights import WEIGHTS, load_weights, weights_path
 
-__all__ = ["MODELS", "LEARNED_CARDS", "AHDRNet", "DeghostRefineNet", "Kalantari2017Direct", "Kalantari2017WE", "Kalantari2017WIE", "MergeNet", "check_bracket", "create_model"]
+__all__ = ["MODELS", "LEARNED_CARDS", "AHDRNet", "DeghostRefineNet", "HDRCNN", "Kalantari2017Direct", "Kalantari2017WE", "Kalantari2017WIE", "MergeNet", "check_bracket", "create_model"]
 
 MODELS: dict[str, type[MergeNet]] = {
     "ahdrnet": AHDRNet,
@@ -28,6 +29,7 @@ MODELS: dict[str, type[MergeNet]] = {
     "deephdr_unet": DeepHDRUNet,
     "kpn_hdr": KPNHDR,
     "dfgnet": DFGNet,
+    "hdrcnn": HDRCNN,
     "kalantari2017_direct": Kalantari2017Direct,
     "kalantari2017_we": Kalantari2017WE,
     "kalantari2017_wie": Kalantari2017WIE,
@@ -56,6 +58,10 @@ LEARNED_CARDS = (
                "Lee, Jang & Cho, Disentangled feature-guided multi-exposure high dynamic range imaging, ICASSP 2022",
                "disentangled exposure / spatial features guide attention-based merging in a U-Net (37,289,606 parameters)",
                _learned("dfgnet"), learned=True, weights="dfgnet.safetensors"),
+    MethodCard("hdrcnn", "single", "radiance", (1, 1),
+               "Eilertsen, Kronander, Denes, Mantiuk & Unger, HDR image reconstruction from a single exposure using deep CNNs, ACM TOG (SIGGRAPH Asia) 2017",
+               "VGG-16 autoencoder predicts log radiance where the photo clipped, blended with the linearized input (29,443,358 parameters)",
+               _learned("hdrcnn"), learned=True, weights="hdrcnn.safetensors"),
     *(MethodCard(f"kalantari2017_{v}", "merge", "radiance", (3, 3), _KALANTARI, summary,
                  _learned(f"kalantari2017_{v}"), learned=True, weights=f"kalantari2017_{v}.safetensors")
       for v, summary in (("direct", "DIS-flow alignment, then a 4-layer CNN that outputs the radiance (383,603 parameters)"),
