@@ -20,7 +20,19 @@ the clip), which the scale-invariant single-image metrics compare after one glob
 is unknown). The loss must see radiance above 1: ``loss: log_l1`` (or the network's own ``training_loss``).
 Validation: ``val_scenes`` pairs from the validation maps (DoRF responses, noise, 8 bits, seed 2017), logged
 as ``val_log2_rmse_clipped`` / ``val_log2_rmse_exposed`` (stops). Motion, ``align`` and ``calibrate`` do not
-apply to pairs (``tests/test_train_single.py`` trains a toy single-image network this way).
+apply to pairs (``tests/test_train_single.py`` trains a toy single-image network this way). A typical data
+section for a single-image network::
+
+    loss: log_l1
+    data:
+      source: training
+      crop: 256
+      patch: 128
+      clip: [0.01, 0.15]
+      groups:
+        - {scenes: 96, response: dorf, bits: 8, noise: true}
+        - {scenes: 32, response: dorf, bits: 8, noise: true, jpeg_quality: 90}
+        - {scenes: 16, response: srgb, bits: 8, noise: true, jpeg_quality: 75}
 
 Config keys (unknown keys are errors). Top level (:class:`TrainConfig`): ``model``, ``out_dir``, ``data``,
 ``steps``, ``batch_size``, ``lr``, ``warmup_steps``, ``min_lr_ratio``, ``loss`` (``hdrkit.losses.LOSSES``),
