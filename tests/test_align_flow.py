@@ -251,3 +251,22 @@ def test_default_reference_from_the_cli(tmp_path, scene, capsys, n, expected):
     stdout, err = capsys.readouterr()
     assert code == 0 and "reference frame 0" in stdout, err
     assert psnr_mu(_interior(read_hdr(out)), _interior(gts[0])) > 40
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_cli_align_flow_any_reference(tmp_path, scene, capsys, n):
+    """``--align flow --reference K`` from the CLI, for every K of a 2-, 3- and 5-frame bracket given in
+    reverse exposure order: the output takes frame K's geometry."""
+    ldr, gts = _shifted(scene, n)
+    order = list(range(n))[::-1]
+    paths = _write(tmp_path, ldr, order=order)
+    ev = [str(float(k)) for k in order]
+    out = tmp_path / "out.exr"
+    for k in range(n):
+        code = main(["merge", *paths, "-o", str(out), "--ev", *ev, "--align", "flow", "--reference", str(k)])
+        stdout, err = capsys.readouterr()
+        assert code == 0, err
+        assert f"reference frame {k}" in stdout
+        scores = [psnr_mu(_interior(read_hdr(out)), _interior(g)) for g in gts]
+        others = max(s for j, s in enumerate(scores) if j != k)
+        assert scores[k] > 40 and scores[k] > others + 8, (k, scores)

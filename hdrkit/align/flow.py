@@ -26,8 +26,10 @@ the same as with the homography, to the bit).
 A frame's pixel is marked invalid (``valid`` False, mask 0) when its source lies outside the frame,
 or when it is occluded: the forward flow ``f`` and the backward flow ``b`` (frame -> reference)
 disagree, ``|f(p) + b(p + f(p))|^2 > FB_ALPHA (|f|^2 + |b|^2) + FB_BETA`` (Sundaram, Brox & Keutzer
-2010), at a checked pixel where the flow-warped frame still differs from the reference by
-``OCCLUSION_RESIDUAL``. Clipped and flat pixels are not flagged: their flow is arbitrary, the frame's
+2010), at a checked pixel where the flow-warped frame still differs in structure from the reference
+(high-passed difference above ``OCCLUSION_RESIDUAL`` and ``OCCLUSION_SIGMAS`` times the pair's noise,
+so that neither sensor noise nor a smooth photometric offset such as an assumed response's error
+reads as occlusion). Clipped and flat pixels are not flagged: their flow is arbitrary, the frame's
 own clipped codes get no weight in any merge, and the deghosting merge tests a frame against the
 reference's clipping level there. Invalid pixels are filled with the reference re-exposed to the
 frame's exposure, as in ``hdrkit.align.warp.apply_transforms``, so merges without masks see
@@ -92,8 +94,13 @@ TEXTURE_MIN = 0.01
 comparison image has at least this local (7x7) standard deviation."""
 
 OCCLUSION_RESIDUAL = 0.01
-"""Occlusion also needs the flow-warped frame to differ from the reference by this much (7x7 mean
-absolute difference)."""
+OCCLUSION_SIGMAS = 3.0
+"""Occlusion also needs the flow-warped frame to differ in structure from the reference: the 7x7 mean
+of the high-passed (``HIGHPASS_SIGMA``) difference must reach ``OCCLUSION_RESIDUAL`` and
+``OCCLUSION_SIGMAS`` times the pair's noise (robust std of the high-passed difference before the flow)."""
+
+HIGHPASS_SIGMA = 2.0
+"""Gaussian whose blur is subtracted from difference images to drop smooth photometric offsets."""
 
 OCCLUSION_DILATION = 2
 """Occluded pixels are cleaned of isolated detections and dilated by this many pixels."""
@@ -153,7 +160,8 @@ def _residual_flow(refi: np.ndarray, img: np.ndarray, clip_r, clip_f, dis) -> tu
     # gate: the flow must explain the frame clearly better than the homography alone
     k = (RESIDUAL_WINDOW, RESIDUAL_WINDOW)
     e0 = cv2.blur(np.abs(refi - img), k, borderType=cv2.BORDER_REPLICATE)
-    e1 = cv2.blur(np.abs(refi - _remap(img, fx, fy, gx, gy)), k, borderType=cv2.BORDER_REPLICATE)
+    warped = _remap(img, fx, fy, gx, gy)
+    e1 = cv2.blur(np.abs(refi - warped), k, borderType=cv2.BORDER_REPLICATE)
     moved = np.hypot(fx, fy) >= FLOW_MIN_PX
     clipped = cv2.dilate((clip_r | clip_f).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     mean = cv2.blur(refi, k, borderType=cv2.BORDER_REPLICATE)
@@ -174,10 +182,28 @@ def _residual_flow(refi: np.ndarray, img: np.ndarray, clip_r, clip_f, dis) -> tu
     back = cv2.remap(bwd, gx + fx, gy + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     d2 = (fx + back[..., 0]) ** 2 + (fy + back[..., 1]) ** 2
     bad = d2 > FB_ALPHA * (fx * fx + fy * fy + back[..., 0] ** 2 + back[..., 1] ** 2) + FB_BETA
-    bad &= checked & (e1 >= OCCLUSION_RESIDUAL)
+    floor = max(OCCLUSION_RESIDUAL, OCCLUSION_SIGMAS * _noise(refi - img, checked))
+    bad &= checked & (_structure_residual(refi - warped, k) >= floor)
     occluded = _clean(bad, 3, 0.3, OCCLUSION_DILATION)
     used = np.abs(flow).max(axis=-1) > 0
     return flow, used, occluded, {"flow_fraction": float(used.mean()), "occluded_fraction": float(occluded.mean())}
+
+
+def _highpass(d: np.ndarray) -> np.ndarray:
+    return d - cv2.GaussianBlur(d, (0, 0), HIGHPASS_SIGMA, borderType=cv2.BORDER_REPLICATE)
+
+
+def _structure_residual(d: np.ndarray, k: tuple[int, int]) -> np.ndarray:
+    """Local mean of the high-passed difference image: structure that differs, not a smooth
+    photometric offset (an assumed response, vignetting)."""
+    return cv2.blur(np.abs(_highpass(d)), k, borderType=cv2.BORDER_REPLICATE)
+
+
+def _noise(d: np.ndarray, where: np.ndarray) -> float:
+    """Robust standard deviation (1.4826 MAD about 0) of the high-passed difference over ``where``:
+    the noise of a pair, as long as less than half of those pixels move."""
+    v = np.abs(_highpass(d)[where])
+    return float(1.4826 * np.median(v)) if v.size else 0.0
 
 
 def _push_pull(values: np.ndarray, known: np.ndarray) -> np.ndarray:
