@@ -50,19 +50,20 @@ class MergeResult:
 
 
 def resolve_response(spec: str | Response, bracket: Bracket) -> Response:
-    """``'gamma'``, ``'srgb'``, ``'linear'``, ``'calibrate'`` (Debevec 1997 on this bracket) or a table file.
+    """``'gamma'``, ``'srgb'``, ``'linear'``, ``'calibrate'`` (recovered from this bracket with
+    ``hdrkit.camera.calibrate.DEFAULT_CALIBRATION``), ``'calibrate:emor|debevec|robertson'`` or a table file.
 
     RAW brackets are linear whatever the spec says, except an explicit non-linear table.
     """
+    from hdrkit.camera.calibrate import calibration_method, recover_response
+
     if isinstance(spec, Response):
         return spec
+    method = calibration_method(spec)
     if bracket.linear:
         return LinearResponse()
-    if spec == "calibrate":
-        from hdrkit.camera import recover_response_debevec1997
-
-        bits = max(bracket.bits)
-        return recover_response_debevec1997(bracket.ldr, bracket.exposure_times, bits=bits)
+    if method is not None:
+        return recover_response(bracket.ldr, bracket.exposure_times, method=method, bits=max(bracket.bits))
     return response_from_name(spec)
 
 
@@ -85,7 +86,7 @@ def hdr_from_brackets(
         times: exposure times in seconds, one per file; else ``ev``; else read from EXIF.
         ev: exposure values in stops (t = 2 ** ev), one per file.
         method: a registered method (``hdrkit.methods``; ``hdrkit methods`` lists them).
-        response: ``'gamma'`` (2.2), ``'srgb'``, ``'linear'``, ``'calibrate'``, a response file, or a Response.
+        response: ``'gamma'`` (2.2), ``'srgb'``, ``'linear'``, ``'calibrate'`` (or ``'calibrate:METHOD'``), a response file, or a Response.
         align_method: ``'none'``, ``'mtb'`` (translation), ``'homography'`` or ``'flow'`` (homography plus
             dense residual flow; its occlusion masks go to methods in ``MASK_OPTION``).
         reference: index of the reference frame in exposure order (shortest first); default the middle one.

@@ -1,5 +1,6 @@
 """Camera model: response curves, the exposure model, and response recovery from brackets."""
 
+from hdrkit.camera.calibrate import CALIBRATION_METHODS, DEFAULT_CALIBRATION, recover_response
 from hdrkit.camera.debevec1997 import (
     DEBEVEC_SAMPLES,
     DEBEVEC_SMOOTHNESS,
@@ -7,6 +8,7 @@ from hdrkit.camera.debevec1997 import (
     recover_response_debevec1997,
 )
 from hdrkit.camera.emor import EMoR
+from hdrkit.camera.emor2004 import EmorPrior, default_prior, recover_response_emor2004, shipped_basis
 from hdrkit.camera.exposure import NoiseModel, expose, linearize, normalize_times
 from hdrkit.camera.response import (
     BatchedResponse,
@@ -48,8 +50,15 @@ __all__ = [
     "expose",
     "linearize",
     "normalize_times",
+    "recover_response",
+    "CALIBRATION_METHODS",
+    "DEFAULT_CALIBRATION",
     "recover_response_debevec1997",
+    "recover_response_emor2004",
     "recover_response_robertson2003",
+    "EmorPrior",
+    "default_prior",
+    "shipped_basis",
     "DEBEVEC_SMOOTHNESS",
     "DEBEVEC_SAMPLES",
     "ROBERTSON_MAX_ITER",

@@ -88,7 +88,8 @@ def hat_weights(levels: int) -> np.ndarray:
     return w / w.max()
 
 
-def solve_debevec1997(codes: np.ndarray, log_t: np.ndarray, levels: int, smoothness: float, weights: np.ndarray) -> np.ndarray:
+def solve_debevec1997(codes: np.ndarray, log_t: np.ndarray, levels: int, smoothness: float, weights: np.ndarray,
+                      reference: np.ndarray | None = None) -> np.ndarray:
     """Solve Debevec & Malik's system for one channel.
 
     Args:
@@ -98,6 +99,8 @@ def solve_debevec1997(codes: np.ndarray, log_t: np.ndarray, levels: int, smoothn
         levels: number of code levels L.
         smoothness: ``lambda`` (see :data:`DEBEVEC_SMOOTHNESS`).
         weights: (P, N) row weights ``w`` (zero for clipped or unusable codes).
+        reference: optional (L,) curve ``g_ref``: the smoothness term then penalizes the curvature
+            of ``g - g_ref`` instead of ``g`` (a prior mean curve, e.g. an EMoR fit; finite everywhere).
 
     Returns:
         (L,) ``g = ln f^-1`` at each level, with ``g[L - 1] = 0``.
@@ -132,7 +135,10 @@ def solve_debevec1997(codes: np.ndarray, log_t: np.ndarray, levels: int, smoothn
     hat = np.maximum(hat_weights(levels)[1:-1], 2.0 / 255.0)  # no sharper than at 8 bits
     ws = scipy.sparse.diags(hat**SMOOTHNESS_WEIGHT_POWER + SMOOTHNESS_FLOOR * empty[1:-1])
     gauge = scipy.sparse.coo_matrix(([1.0], ([levels - 1], [levels - 1])), shape=(levels, levels))  # g[L-1] = 0
-    a = (a + lam * (d.T @ ws @ d) + gauge).tocsc()
+    smooth = lam * (d.T @ ws @ d)
+    if reference is not None:
+        rhs = rhs + smooth @ np.asarray(reference, dtype=np.float64)
+    a = (a + smooth + gauge).tocsc()
     g = scipy.sparse.linalg.spsolve(a, rhs)
     if not np.all(np.isfinite(g)):
         raise HdrkitError("ldr: the response system is singular; use more overlapping exposures or a larger smoothness")

@@ -3,7 +3,7 @@
 ``load_eval_dataset(data_dir, split) -> (dataset, layout)``: ``dataset[i]`` has ``name``, ``ldr (N, 3, H, W)``,
 ``exposure_times (N,)``, ``hdr (3, H, W)`` or None, ``paths``, ``reference`` and ``meta``; ``layout`` is
 ``'brackets'`` or ``'pairs'``. ``scene_bits`` reads a scene's code depth; ``resolve_response`` turns a
-response spec (a name, ``'calibrate'``, ``'scene'``: ``hdrkit.data.kalantari2017.scene_response``) into the
+response spec (a name, ``'calibrate'`` or ``'calibrate:METHOD'``, ``'scene'``: ``hdrkit.data.kalantari2017.scene_response``) into the
 ``Response`` of one scene.
 """
 
@@ -114,24 +114,25 @@ def scene_bits(scene) -> int | None:
 
 def check_response_spec(spec) -> None:
     """Fail early (HdrkitError) on a response spec that no scene could resolve."""
+    from hdrkit.camera.calibrate import calibration_method
     from hdrkit.camera.response import Response, response_from_name
 
-    if not isinstance(spec, Response) and spec not in RESPONSE_SPECS:
+    if not isinstance(spec, Response) and spec not in RESPONSE_SPECS and calibration_method(spec) is None:
         response_from_name(spec)
 
 
 def resolve_response(spec, scene, ldr: torch.Tensor, exposure_times: torch.Tensor, bits: int | None):
     """The ``Response`` of one scene: ``spec`` itself, a named response, ``'scene'`` (the response a synthetic
-    scene stores, :func:`scene_response`) or ``'calibrate'`` (Debevec 1997 on the bracket ``ldr`` (B, N, 3, H, W),
-    ``exposure_times`` (B, N), ``bits`` (default 8))."""
+    scene stores, :func:`scene_response`) or ``'calibrate'`` / ``'calibrate:METHOD'`` (``hdrkit.camera.calibrate``
+    on the bracket ``ldr`` (B, N, 3, H, W), ``exposure_times`` (B, N), ``bits`` (default 8))."""
+    from hdrkit.camera.calibrate import calibration_method, recover_response
     from hdrkit.camera.response import Response, response_from_name
 
     if isinstance(spec, Response):
         return spec
-    if spec == "calibrate":
-        from hdrkit.camera.debevec1997 import recover_response_debevec1997
-
-        return recover_response_debevec1997(ldr, exposure_times, bits=bits or 8)
+    method = calibration_method(spec)
+    if method is not None:
+        return recover_response(ldr, exposure_times, method=method, bits=bits or 8)
     if spec == "scene":
         return scene_response(scene)
     return response_from_name(spec)
