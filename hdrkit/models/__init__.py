@@ -18,6 +18,7 @@ from hdrkit.models.kalantari2017 import Kalantari2017Direct, Kalantari2017WE, Ka
 from hdrkit.models.kpn_hdr import KPNHDR
 from hdrkit.models.dfgnet import DFGNet
 from hdrkit.models.hdrcnn2017 import HDRCNN
+from hdrkit.models.singlehdr2020 import SingleHDR
 from hdrkit.models.weights import WEIGHTS, load_weights, weights_path
 
 __all__ = ["MODELS", "LEARNED_CARDS", "AHDRNet", "DeghostRefineNet", "HDRCNN", "Kalantari2017Direct", "Kalantari2017WE", "Kalantari2017WIE", "MergeNet", "check_bracket", "create_model"]
@@ -33,6 +34,7 @@ MODELS: dict[str, type[MergeNet]] = {
     "kalantari2017_direct": Kalantari2017Direct,
     "kalantari2017_we": Kalantari2017WE,
     "kalantari2017_wie": Kalantari2017WIE,
+    "singlehdr": SingleHDR,
 }
 
 _KALANTARI = "Kalantari & Ramamoorthi, Deep high dynamic range imaging of dynamic scenes, ACM TOG (SIGGRAPH) 2017"
@@ -67,6 +69,10 @@ LEARNED_CARDS = (
       for v, summary in (("direct", "DIS-flow alignment, then a 4-layer CNN that outputs the radiance (383,603 parameters)"),
                          ("we", "DIS-flow alignment, then a 4-layer CNN that weights the aligned radiances (383,909 parameters)"),
                          ("wie", "DIS-flow alignment, then a 4-layer CNN that weights and refines the aligned images (384,368 parameters)"))),
+    MethodCard("singlehdr", "single", "radiance", (1, 1),
+               "Liu, Lai, Chen, Kao, Yang, Chuang & Huang, Single-image HDR reconstruction by learning to reverse the camera pipeline, CVPR 2020",
+               "dequantization U-Net, learned inverse response (PCA basis), hallucination of clipped highlights, refinement U-Net (52,099,983 parameters)",
+               _learned("singlehdr"), learned=True, weights="singlehdr.safetensors"),
 )
 
 
