@@ -16,6 +16,7 @@ from hdrkit.models.deghost_refine import DeghostRefineNet
 from hdrkit.models.deephdr import DeepHDRResNet, DeepHDRUNet
 from hdrkit.models.kalantari2017 import Kalantari2017Direct, Kalantari2017WE, Kalantari2017WIE
 from hdrkit.models.kpn_hdr import KPNHDR
+from hdrkit.models.stackhdr2020 import StackHDR
 from hdrkit.models.dfgnet import DFGNet
 from hdrkit.models.hdrcnn2017 import HDRCNN
 from hdrkit.models.singlehdr2020 import SingleHDR
@@ -29,6 +30,7 @@ MODELS: dict[str, type[MergeNet]] = {
     "deephdr_resnet": DeepHDRResNet,
     "deephdr_unet": DeepHDRUNet,
     "kpn_hdr": KPNHDR,
+    "stackhdr": StackHDR,
     "dfgnet": DFGNet,
     "hdrcnn": HDRCNN,
     "kalantari2017_direct": Kalantari2017Direct,
@@ -56,6 +58,10 @@ LEARNED_CARDS = (
                "Chung, Kim, Jo, Lee & Cho, Kernel prediction network for detail-preserving high dynamic range imaging",
                "per-pixel 5x5 kernels align {I_i, H_i}, a 4-layer CNN weights the filtered images (32,882,366 parameters)",
                _learned("kpn_hdr"), learned=True, weights="kpn_hdr.safetensors"),
+    MethodCard("stackhdr", "single", "radiance", (1, 1),
+               "Kim, Lee & Kang, Differentiable HDR image synthesis using multi-exposure images, NeurIPS 2020 Workshop on Differentiable Vision, Graphics, and Physics in ML",
+               "recurrent U-Nets (global tone, local edges, refinement; ConvGRU) make EV -3..+3 frames, merged by a differentiable Debevec layer (8,286,638 parameters)",
+               _learned("stackhdr"), learned=True, weights="stackhdr.safetensors"),
     MethodCard("dfgnet", "merge", "radiance", (3, 3),
                "Lee, Jang & Cho, Disentangled feature-guided multi-exposure high dynamic range imaging, ICASSP 2022",
                "disentangled exposure / spatial features guide attention-based merging in a U-Net (37,289,606 parameters)",
