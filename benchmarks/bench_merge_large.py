@@ -1,14 +1,16 @@
 """Wall time and peak RSS of ``hdrkit merge`` on a large (default 6000x4000) 3-frame 16-bit TIFF bracket.
 
 Run: python benchmarks/bench_merge_large.py [--size 6000x4000] [--method ahdrnet] [--dtype bf16]
-                                           [--weights PATH] [--limit-gb 8]
+                                           [--weights PATH] [--limit-gb 8] [--align none]
 
 ``--size`` is WIDTHxHEIGHT. The script writes a synthetic bracket to a temporary folder (or ``--work``,
 where it is kept and reused): the built-in procedural scene rendered at up to 1500x1000, upsampled
 bicubically to the size and given full-resolution texture (log-normal, 5 %), exposed at t = 1, 4, 16 with
 gamma 2.2 and written as three 16-bit TIFFs. It then runs the command line in a fresh process,
 
-    python -m hdrkit.cli merge F1 F2 F3 --times 1 4 16 --method M --align none -o out.exr [--weights W] [--dtype D]
+    python -m hdrkit.cli merge F1 F2 F3 --times 1 4 16 --method M --align A -o out.exr [--weights W] [--dtype D]
+
+(``--align`` defaults to none here; ``--method deghost --align homography`` is the ``hdrkit merge`` default.)
 
 and prints its wall time, CPU time and peak RSS (``ru_maxrss`` of that process, from ``os.wait4``), against
 ``--limit-gb``. ``--weights``/``--dtype`` (and ``--device``, ``--max-memory``) are passed only when
@@ -123,6 +125,7 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="weights file (default: random init written by this script)")
     ap.add_argument("--device", default=None, help="passed as --device when the CLI has it")
     ap.add_argument("--max-memory", default=None, help="GB of activations per tile, passed as --max-memory when the CLI has it")
+    ap.add_argument("--align", default="none", help="alignment passed to hdrkit merge (default none; homography is the CLI default)")
     ap.add_argument("--limit-gb", type=float, default=8.0, help="peak RSS limit to check against, GB = 1e9 bytes (default 8)")
     ap.add_argument("--work", default=None, help="keep the bracket here and reuse it (default: a temporary folder)")
     ap.add_argument("--no-fallback", action="store_true", help="do not measure the library path when the CLI fails")
@@ -151,7 +154,7 @@ def main() -> None:
 
         flags = cli_flags()
         cmd = [sys.executable, "-m", "hdrkit.cli", "merge", *map(str, frames), "--times", *(f"{t:g}" for t in TIMES),
-               "--method", args.method, "--align", "none", "-o", str(out)]
+               "--method", args.method, "--align", args.align, "-o", str(out)]
         dropped = []
         wanted = [("--weights", weights), ("--device", args.device), ("--max-memory", args.max_memory)]
         if card.learned:
@@ -192,12 +195,12 @@ def main() -> None:
         notes.append(f"`hdrkit merge` has no {', '.join(dropped)} option: not passed"
                      + (f" (dtype was the CLI's default, not {args.dtype})" if "--dtype" in dropped else ""))
     print()
-    print(f"| path    | method | size | dtype | wall s | CPU s | peak RSS GB | under {args.limit_gb:g} GB |")
-    print("|:--------|:-------|-----:|:------|-------:|------:|------------:|:-----------|")
+    print(f"| path    | method | align | size | dtype | wall s | CPU s | peak RSS GB | under {args.limit_gb:g} GB |")
+    print("|:--------|:-------|:------|-----:|:------|-------:|------:|------------:|:-----------|")
     for r in runs:
         ok = "failed" if r["rc"] != 0 else ("yes" if r["peak_rss"] < args.limit_gb * 1e9 else "**no**")
         dt = args.dtype if card.learned and (r["path"] == "library" or "--dtype" not in dropped) else "-"
-        print(f"| {r['path']:<7} | {args.method} | {w}x{h} | {dt} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
+        print(f"| {r['path']:<7} | {args.method} | {args.align} | {w}x{h} | {dt} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
               f"{r['peak_rss'] / 1e9:.2f} | {ok} |")
     print()
     if out_mb is not None:

@@ -20,7 +20,42 @@ def _method_options(args) -> dict:
     return {k: v for k, v in opts.items() if v is not None}
 
 
+def _check_paths(inputs, outputs=(), min_inputs: int = 1) -> None:
+    """The mistakes found without reading any image, checked before the library (and torch) is imported,
+    with the library's messages: too few inputs, a missing input, an output that is also an input or
+    whose directory does not exist."""
+    inputs = [Path(p) for p in inputs]
+    for out in (Path(o) for o in outputs if o is not None):
+        if any(out.resolve() == src.resolve() for src in inputs):
+            raise HdrkitError(f"{out}: output path is also an input; choose another output name")
+        if not out.parent.exists() and str(out.parent) not in ("", "."):
+            raise HdrkitError(f"{out}: directory {out.parent} does not exist")
+    if len(inputs) < min_inputs:
+        raise HdrkitError(f"a bracket needs at least {min_inputs} frames, got {len(inputs)} ({', '.join(map(str, inputs)) or 'none'})")
+    for p in inputs:
+        if not p.exists():
+            raise HdrkitError(f"{p}: file not found")
+        if not p.is_file():
+            raise HdrkitError(f"{p}: is not a file")
+
+
+def _check_exposures(args) -> None:
+    """``--times`` / ``--ev``: one finite value per frame, times positive (before importing the library)."""
+    given, flag = (args.times, "--times") if args.times is not None else (args.ev, "--ev")
+    if given is None:
+        return
+    if len(given) != len(args.frames):
+        raise HdrkitError(f"{flag} has {len(given)} values but {len(args.frames)} files were given; give one value per file")
+    for p, v in zip(args.frames, given):
+        if not v == v or v in (float("inf"), float("-inf")):
+            raise HdrkitError(f"{p}: {flag} value {v} is not a finite number")
+        if args.times is not None and v <= 0:
+            raise HdrkitError(f"{p}: exposure time must be positive, got {v} s")
+
+
 def _cmd_merge(args) -> None:
+    _check_paths(args.frames, (args.output, args.preview), min_inputs=2)
+    _check_exposures(args)
     from hdrkit.io import write_hdr, write_ldr
     from hdrkit.io.atomic import check_output_path
     from hdrkit.methods import get_method
@@ -61,6 +96,7 @@ def _cmd_merge(args) -> None:
 
 
 def _cmd_tonemap(args) -> None:
+    _check_paths([args.input], [args.output])
     from hdrkit.io import read_hdr, write_ldr
     from hdrkit.io.atomic import check_output_path
     from hdrkit.tonemap import tonemap
@@ -71,6 +107,8 @@ def _cmd_tonemap(args) -> None:
 
 
 def _cmd_calibrate(args) -> None:
+    _check_paths(args.frames, (args.output, args.plot), min_inputs=2)
+    _check_exposures(args)
     from hdrkit.camera import recover_response_debevec1997, recover_response_robertson2003
     from hdrkit.camera.response import save_response_table
     from hdrkit.io import read_bracket
@@ -90,6 +128,7 @@ def _cmd_calibrate(args) -> None:
 
 
 def _cmd_info(args) -> None:
+    _check_paths([args.input])
     from hdrkit.io import read_hdr
     from hdrkit.stats import hdr_stats
 

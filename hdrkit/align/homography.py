@@ -54,14 +54,16 @@ References:
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import torch
 
-from hdrkit.align.common import COMPARE_GAMMA, WELL_EXPOSED, common_exposure_pair, rank_matched_pair
+from hdrkit.align.common import COMPARE_GAMMA, WELL_EXPOSED, bracket_codes, common_exposure_pair, rank_matched_pair
 from hdrkit.align.mtb import mtb_shift_pair
 from hdrkit.align.select import select_transform
-from hdrkit.align.warp import AlignResult, apply_transforms, as_bracket, check_reference, default_reference
+from hdrkit.align.warp import AlignResult, apply_transforms, as_bracket, check_reference, default_reference, parallel_map
 from hdrkit.camera.response import GammaResponse, Response
 from hdrkit.errors import HdrkitError
 
@@ -152,13 +154,20 @@ def match_photometry(ref: np.ndarray, img: np.ndarray, hm: np.ndarray, apply_to:
     cx, cy = [], []
     for k in np.flatnonzero(counts >= 20):
         seg = slice(ends[k] - counts[k], ends[k])
-        cx.append(np.median(xs[seg]))
-        cy.append(np.median(ys[seg]))
+        cx.append(_median(xs[seg]))
+        cy.append(_median(ys[seg]))
     if len(cx) < 4:
         return target
     cx = np.asarray(cx) + np.linspace(0.0, 1e-9, len(cx))  # strictly increasing for np.interp
     cy = np.maximum.accumulate(np.asarray(cy))
     return np.interp(target, cx, cy).astype(np.float32)
+
+
+def _median(a: np.ndarray):
+    """``np.median`` of a 1-D array by one partition (without its per-call overhead)."""
+    n = a.size
+    p = np.partition(a, [(n - 1) // 2, n // 2])
+    return (p[(n - 1) // 2] + p[n // 2]) / 2 if n % 2 == 0 else p[n // 2]
 
 
 def _scale(hm: np.ndarray, factor: float) -> np.ndarray:
@@ -351,22 +360,58 @@ def _translation(dy: float, dx: float) -> np.ndarray:
     return np.array([[1, 0, -dx], [0, 1, -dy], [0, 0, 1]], dtype=np.float64)
 
 
+def _estimate_factor(h: int, w: int) -> int:
+    """Power-of-two factor that brings the longest side to at most ``FINE_MAX_SIDE`` (the finest level
+    ECC ever refines on): every estimate is made at that resolution and scaled up once."""
+    f = 1
+    while max(h, w) > FINE_MAX_SIDE * f:
+        f *= 2
+    return f
+
+
+def _to_full(hm: np.ndarray, factor: int) -> np.ndarray:
+    """A homography between ``factor``-times block-averaged images as one between the full images.
+
+    Pixel ``u`` of the reduced image is the mean of full pixels ``f u .. f u + f - 1``, centred at
+    ``f u + (f - 1) / 2``. A translation by ``d`` becomes exactly one by ``f d`` (the identity stays exact).
+    """
+    if factor == 1:
+        return hm
+    if np.array_equal(hm[:2, :2], np.eye(2)) and np.array_equal(hm[2], [0.0, 0.0, 1.0]):
+        out = hm.copy()
+        out[:2, 2] *= factor
+        return out
+    c = (factor - 1) / 2
+    s = np.array([[factor, 0.0, c], [0.0, factor, c], [0.0, 0.0, 1.0]])
+    out = s @ hm @ np.linalg.inv(s)
+    return out / out[2, 2]
+
+
 def _align_frame(
-    frame: torch.Tensor, ref: torch.Tensor, t_frame: float, t_ref: float, response: Response, method: str, max_bits: int, iterations: int
+    frame: torch.Tensor, ref: torch.Tensor, t_frame: float, t_ref: float, response: Response, method: str, max_bits: int, iterations: int,
+    codes: tuple[torch.Tensor, torch.Tensor, int] | None = None,
 ) -> tuple[np.ndarray, str]:
-    """(reference -> frame homography, 'identity' | 'translation' | 'homography' | 'features-ransac') for one frame."""
+    """(reference -> frame homography, 'identity' | 'translation' | 'homography' | 'features-ransac') for one frame.
+
+    frame, ref: (3, H, W) codes (``codes``: the same as integer codes and their bits, or None). Everything
+    is estimated on comparison images reduced to at most ``FINE_MAX_SIDE`` px (``_estimate_factor``;
+    MTB with correspondingly fewer levels, so the shift range in full-resolution pixels is the same) and
+    the result is scaled to full resolution.
+    """
     eye = np.eye(3)
-    pair = common_exposure_pair(frame, ref, t_frame, t_ref, response, with_clipping=True)
+    factor = _estimate_factor(*frame.shape[-2:])
+    bits = max(1, max_bits - int(math.log2(factor)))
+    pair = common_exposure_pair(frame, ref, t_frame, t_ref, response, with_clipping=True, codes=codes, downsample=factor)
     if pair is None:  # no common radiance range: rank-matched grey codes, translation at most
-        img, refi, clip_f, clip_r = rank_matched_pair(frame, ref)
-        (dy, dx), ok = mtb_shift_pair(torch.from_numpy(refi), torch.from_numpy(img), max_bits, clipped_ref=clip_r, clipped_frame=clip_f)
+        img, refi, clip_f, clip_r = rank_matched_pair(frame, ref, downsample=factor)
+        (dy, dx), ok = mtb_shift_pair(torch.from_numpy(refi), torch.from_numpy(img), bits, clipped_ref=clip_r, clipped_frame=clip_f)
         if not ok or (dy, dx) == (0, 0):
             return eye, "identity"
         usable_r = ~(clip_r[0] | clip_r[1]).numpy()
         name, hm, _ = select_transform(refi, img, [("identity", eye), ("translation", _translation(dy, dx))], usable_r)
-        return hm, name
+        return _to_full(hm, factor), name
     img, refi, clip_f, clip_r = pair
-    (dy, dx), ok = mtb_shift_pair(torch.from_numpy(refi), torch.from_numpy(img), max_bits, clipped_ref=clip_r, clipped_frame=clip_f)
+    (dy, dx), ok = mtb_shift_pair(torch.from_numpy(refi), torch.from_numpy(img), bits, clipped_ref=clip_r, clipped_frame=clip_f)
     translation = _translation(dy, dx)
     usable_r = ~(clip_r[0] | clip_r[1]).numpy()
     usable_f = ~(clip_f[0] | clip_f[1]).numpy()
@@ -386,7 +431,7 @@ def _align_frame(
         elif feat is not None:
             candidates.append(("features-ransac", feat))
     name, hm, _ = select_transform(refi, img, candidates, usable_r)
-    return hm, name
+    return _to_full(hm, factor), name
 
 
 def align_homography(
@@ -428,21 +473,24 @@ def align_homography(
     x, t, batched = as_bracket(ldr, exposure_times)
     b, n = x.shape[:2]
     transforms = torch.eye(3, dtype=torch.float64).repeat(b, n, 1, 1)
+    codes, bits = bracket_codes(x.detach())
     refs, notes = [], []
     for bi in range(b):
         r = check_reference(reference, n)
         r = default_reference(x[bi], t[bi]) if r is None else r
-        note = []
-        for i in range(n):
-            if i == r:
-                note.append("reference")
-                continue
-            hm, status = _align_frame(x[bi, i], x[bi, r], float(t[bi, i]), float(t[bi, r]), response, method, max_bits, iterations)
+        others = [i for i in range(n) if i != r]
+
+        def one(i: int, bi: int = bi, r: int = r) -> tuple[np.ndarray, str]:
+            return _align_frame(x[bi, i], x[bi, r], float(t[bi, i]), float(t[bi, r]), response, method, max_bits, iterations,
+                                None if codes is None else (codes[bi, i], codes[bi, r], bits))
+
+        note = ["reference"] * n
+        for i, (hm, status) in zip(others, parallel_map(one, others)):  # frames on parallel threads
             transforms[bi, i] = torch.from_numpy(hm)
-            note.append(status)
+            note[i] = status
         refs.append(r)
         notes.append(note)
-    aligned, valid = apply_transforms(x, transforms, refs, t, response)
+    aligned, valid = apply_transforms(x, transforms, refs, t, response, bits=bits)
     if not batched:
         return AlignResult(aligned[0], transforms[0], valid[0], refs[0], {"method": notes[0]})
     return AlignResult(aligned, transforms, valid, refs, {"method": notes})

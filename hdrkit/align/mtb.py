@@ -35,11 +35,12 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hdrkit.align.common import common_exposure_pair, rank_matched_pair
+from hdrkit.align.common import area_downsample, bracket_codes, comparison_images, rank_matched_pair
 from hdrkit.align.select import select_transform
 from hdrkit.align.warp import (
     AlignResult,
@@ -47,6 +48,7 @@ from hdrkit.align.warp import (
     as_bracket,
     check_reference,
     default_reference,
+    parallel_map,
     translation_homography,
 )
 from hdrkit.camera.response import GammaResponse, Response
@@ -141,60 +143,76 @@ def _slices(n: int, d: int) -> tuple[slice, slice]:
     return (slice(d, n), slice(0, n - d)) if d >= 0 else (slice(0, n + d), slice(-d, n))
 
 
-def _error(code_r: torch.Tensor, code_f: torch.Tensor, dy: int, dx: int) -> int:
-    """``count((tb_r XOR tb_f) AND eb_r AND eb_f)`` over the overlap: code products equal to 2."""
-    h, w = code_r.shape
-    if abs(dy) >= h or abs(dx) >= w:
-        return h * w + 1
-    (yd, ys), (xd, xs) = _slices(h, dy), _slices(w, dx)
-    return int((code_r[yd, xd] * code_f[ys, xs] == 2).sum())
+# Bitmap codes for counting with one AND per shift: reference pixels are 0 (excluded), _REF[0] (at or
+# below the threshold) or _REF[1] (above); frame pixels likewise with _FRAME. The AND of a pair is
+# non-zero exactly when both are kept, and has a bit of _DISAGREE exactly when they disagree.
+_REF = (0b0101, 0b1010)
+_FRAME = (0b1001, 0b0110)
+_DISAGREE = 0b1100
 
 
-def _rate(code_r: torch.Tensor, code_f: torch.Tensor, dy: int, dx: int) -> float:
+def _rate(code_r: np.ndarray, code_f: np.ndarray, dy: int, dx: int) -> float:
     """Share of the pixels kept by both exclusion bitmaps (over the overlap) where the bitmaps disagree.
 
     Ward counts disagreements; once clipped regions are excluded too, a raw count favours shifts
     that move one image's excluded region over the other's content (fewer pixels compared), and on
-    small coarse levels shifts that shrink the overlap, so the count is normalized.
+    small coarse levels shifts that shrink the overlap, so the count is normalized. ``code_r`` and
+    ``code_f``: (H, W) uint8 bitmap codes (``_REF`` / ``_FRAME``).
     """
     h, w = code_r.shape
     if abs(dy) >= h or abs(dx) >= w:
         return 1.0
     (yd, ys), (xd, xs) = _slices(h, dy), _slices(w, dx)
-    prod = code_r[yd, xd] * code_f[ys, xs]
-    kept = int((prod > 0).sum())
-    return int((prod == 2).sum()) / kept if kept >= 16 else 1.0
+    both = cv2.bitwise_and(code_r[yd, xd], code_f[ys, xs])
+    kept = cv2.countNonZero(both)
+    return cv2.countNonZero(cv2.bitwise_and(both, _DISAGREE)) / kept if kept >= 16 else 1.0
 
 
-def _tie_error(tb_r: torch.Tensor, tb_f: torch.Tensor, dy: int, dx: int) -> float:
-    """Tie-breaker: fraction of the overlap where the plain threshold bitmaps disagree."""
+def _tie_error(tb_r: np.ndarray, tb_f: np.ndarray, dy: int, dx: int) -> float:
+    """Tie-breaker: fraction of the overlap where the plain threshold bitmaps ((H, W) uint8 0/1) disagree."""
     h, w = tb_r.shape
     (yd, ys), (xd, xs) = _slices(h, dy), _slices(w, dx)
-    return float((tb_r[yd, xd] ^ tb_f[ys, xs]).float().mean())
+    a, b = tb_r[yd, xd], tb_f[ys, xs]
+    return cv2.countNonZero(cv2.bitwise_xor(a, b)) / a.size
 
 
-def _percentile_codes(
-    q: torch.Tensor, p: float, exclude: int, usable: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """8-bit grey ``q`` (H, W) -> (codes, tb) thresholded at its ``p``-quantile (Ward: ``p = 0.5``).
+def _quantize(grey: np.ndarray) -> np.ndarray:
+    """(H, W) float32 grey, non-negative -> uint8 ``round(min(grey, 1) * 255)`` (round half to even)."""
+    return cv2.convertScaleAbs(grey, alpha=255.0)
 
-    codes: uint8, 0 excluded (within ``exclude`` of the threshold, or not ``usable``), 1 at or
-    below the threshold, 2 above; tb: bool threshold bitmap without exclusion.
+
+def _percentile_codes(q: np.ndarray, p: float, exclude: int, code: tuple[int, int], usable: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """8-bit grey ``q`` (H, W) uint8 -> (codes, threshold) thresholded at its ``p``-quantile (Ward: ``p = 0.5``).
+
+    codes: (H, W) uint8, 0 excluded (within ``exclude`` of the threshold, or not ``usable``, a (H, W)
+    uint8 0/255 mask), ``code[0]`` at or below the threshold, ``code[1]`` above.
     """
-    cdf = torch.bincount(q.flatten(), minlength=256).cumsum(0)
-    thr = int(torch.searchsorted(cdf, max(1, int(round(p * q.numel())))))
+    if q.size < 1 << 24:  # float32 bin counts are exact below 2**24
+        hist = cv2.calcHist([q], [0], None, [256], [0, 256]).reshape(-1).astype(np.int64)
+    else:
+        hist = np.bincount(q.ravel(), minlength=256)
+    cdf = np.cumsum(hist)
+    thr = int(np.searchsorted(cdf, max(1, int(round(p * q.size)))))
     if p == 0.5:
-        thr = int(torch.searchsorted(cdf, (q.numel() + 1) // 2))
-    keep = (q > thr + exclude) | (q < thr - exclude)
+        thr = int(np.searchsorted(cdf, (q.size + 1) // 2))
+    v = np.arange(256)
+    lut = np.where((v > thr + exclude) | (v < thr - exclude), np.where(v > thr, code[1], code[0]), 0).astype(np.uint8)
+    out = cv2.LUT(q, lut)
     if usable is not None:
-        keep &= usable
-    tb = q > thr
-    return keep.to(torch.uint8) * (1 + tb.to(torch.uint8)), tb
+        cv2.bitwise_and(out, usable, dst=out)
+    return out, thr
 
 
-def _pool_usable(usable: torch.Tensor) -> torch.Tensor:
-    """Next pyramid level of a (H, W) bool usable-pixel mask: a 2x2 block is usable if most of it is."""
-    return F.avg_pool2d(usable[None, None].float(), 2)[0, 0] > 0.5
+def _pool_usable(usable: np.ndarray) -> np.ndarray:
+    """Next pyramid level of a (H, W) uint8 0/255 usable-pixel mask: a 2x2 block is usable if most of it is."""
+    h, w = usable.shape
+    pooled = cv2.resize(usable[: h // 2 * 2, : w // 2 * 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return cv2.threshold(pooled, 160, 255, cv2.THRESH_BINARY)[1]  # 3 or 4 of 4 usable: 191 or 255
+
+
+def _usable255(dark: np.ndarray, bright: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 clipping masks (non-zero where clipped) -> uint8 mask, 255 where neither is set."""
+    return cv2.compare(cv2.bitwise_or(dark, bright), 0, cv2.CMP_EQ)
 
 
 def mtb_shift_pair(
@@ -217,38 +235,63 @@ def mtb_shift_pair(
     ``MIN_UNCLIPPED``, when fewer than ``MIN_INFORMATIVE`` of the pixels survive both exclusion
     bitmaps, or when the best shift does not lower the bitmap disagreement of the zero shift by at
     least ``MIN_GAIN`` (relative) at full resolution.
+
+    The bitmaps are uint8 planes compared with OpenCV's bitwise operations and non-zero counts (one AND
+    per candidate shift, as OpenCV's ``AlignMTB``), the pyramid levels are 2x2 block means.
     """
-    h, w = ref.shape
     if clipped_ref is None:
         clipped_ref = default_clipping(ref)
     if clipped_frame is None:
         clipped_frame = default_clipping(frame)
-    lo = max(float(clipped_ref[0].float().mean()), float(clipped_frame[0].float().mean()))
-    hi = 1.0 - max(float(clipped_ref[1].float().mean()), float(clipped_frame[1].float().mean()))
+    as_np = lambda t: t.detach().to("cpu", torch.float32).contiguous().numpy()  # noqa: E731
+    as255 = lambda m: m.cpu().contiguous().numpy().view(np.uint8) * np.uint8(255)  # noqa: E731
+    return mtb_shift_arrays(as_np(ref), as_np(frame), tuple(map(as255, clipped_ref)), tuple(map(as255, clipped_frame)), max_bits,
+                            exclude_range)
+
+
+def mtb_shift_arrays(
+    ref: np.ndarray,
+    frame: np.ndarray,
+    clipped_ref: tuple[np.ndarray, np.ndarray],
+    clipped_frame: tuple[np.ndarray, np.ndarray],
+    max_bits: int = MAX_BITS,
+    exclude_range: float = EXCLUDE_RANGE,
+) -> tuple[tuple[int, int], bool]:
+    """``mtb_shift_pair`` on numpy arrays: ``ref``, ``frame`` (H, W) float32 grey images, ``clipped_*``
+    (dark, bright) (H, W) uint8 masks, non-zero where clipped (e.g. ``comparison_images``)."""
+    h, w = ref.shape
+    n = max(h * w, 1)
+    lo = max(cv2.countNonZero(clipped_ref[0]), cv2.countNonZero(clipped_frame[0])) / n
+    hi = 1.0 - max(cv2.countNonZero(clipped_ref[1]), cv2.countNonZero(clipped_frame[1])) / n
     if hi - lo < MIN_UNCLIPPED:
         return (0, 0), False
     p = min(max(0.5, lo + (hi - lo) / 4), hi - (hi - lo) / 4)
     levels = max(1, min(int(max_bits), int(math.log2(max(min(h, w), 1) / MIN_COARSE_SIDE)) + 1))
     radius = max(1, (2 ** int(max_bits) - 1) >> (levels - 1))  # exhaustive search radius on the coarsest level
     coarse = sorted(((a, b) for a in range(-radius, radius + 1) for b in range(-radius, radius + 1)), key=lambda c: abs(c[0]) + abs(c[1]))
-    pyr = [(ref.float(), frame.float(), ~(clipped_ref[0] | clipped_ref[1]), ~(clipped_frame[0] | clipped_frame[1]))]
+    usable_r = _usable255(*clipped_ref)
+    usable_f = _usable255(*clipped_frame)
+    ref, frame = (np.maximum(x, 0) if x.size and cv2.minMaxLoc(x)[0] < 0 else x for x in (ref, frame))  # clamp(0, 1) as 8-bit codes
+    pyr = [(ref, frame, usable_r, usable_f)]
     for _ in range(levels - 1):
         r, f, ur, uf = pyr[-1]
-        pyr.append((F.avg_pool2d(r[None, None], 2)[0, 0], F.avg_pool2d(f[None, None], 2)[0, 0], _pool_usable(ur), _pool_usable(uf)))
+        pyr.append((area_downsample(r, 2), area_downsample(f, 2), _pool_usable(ur), _pool_usable(uf)))
     exclude = int(round(exclude_range * 255))
     cy = cx = 0
     for lvl in range(levels - 1, -1, -1):
         cy, cx = 2 * cy, 2 * cx
         r, f, ur, uf = pyr[lvl]
-        code_r, tb_r = _percentile_codes((r.clamp(0, 1) * 255).round().to(torch.uint8), p, exclude, ur)
-        code_f, tb_f = _percentile_codes((f.clamp(0, 1) * 255).round().to(torch.uint8), p, exclude, uf)
-        if lvl == 0 and int(((code_r > 0) & (code_f > 0)).sum()) < MIN_INFORMATIVE * h * w:
+        qr, qf = _quantize(r), _quantize(f)
+        code_r, thr_r = _percentile_codes(qr, p, exclude, _REF, ur)
+        code_f, thr_f = _percentile_codes(qf, p, exclude, _FRAME, uf)
+        if lvl == 0 and cv2.countNonZero(cv2.bitwise_and(code_r, code_f)) < MIN_INFORMATIVE * h * w:
             return (0, 0), False
         cands = coarse if lvl == levels - 1 else _CANDIDATES
         errs = {(cy + a, cx + b): _rate(code_r, code_f, cy + a, cx + b) for a, b in cands}
         low = min(errs.values())
         tied = [c for c, e in errs.items() if e == low]
         if len(tied) > 1:  # smooth content: every candidate differs only inside the exclusion band
+            tb_r, tb_f = (qr > thr_r).view(np.uint8), (qf > thr_f).view(np.uint8)
             tied.sort(key=lambda c: _tie_error(tb_r, tb_f, *c))
         cy, cx = tied[0]
     if (cy, cx) != (0, 0) and _rate(code_r, code_f, cy, cx) > (1.0 - MIN_GAIN) * _rate(code_r, code_f, 0, 0):
@@ -300,27 +343,40 @@ def mtb_shifts(
     return (shifts, informative) if return_informative else shifts
 
 
-def _frame_shifts(frames, times, r, max_bits, exclude_range, response):
-    """(N, 2) shifts and per-frame notes ('reference', 'identity', 'translation') for one bracket."""
+def _as255(masks: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    return tuple(m.contiguous().numpy().view(np.uint8) * np.uint8(255) for m in masks)
+
+
+def _frame_shift(frames, times, r, i, max_bits, exclude_range, response, codes, bits) -> tuple[int, int] | None:
+    """Verified ``(dy, dx)`` of frame ``i`` against frame ``r``, or None (identity)."""
+    pair = None
+    if times is not None:
+        pair = comparison_images(frames[i], frames[r], float(times[i]), float(times[r]), response or GammaResponse(2.2),
+                                 codes=None if codes is None else (codes[i], codes[r], bits))
+    if pair is None:  # no times or no common radiance range: Ward's invariance to monotonic changes
+        img, ref, clip_f, clip_r = rank_matched_pair(frames[i], frames[r])
+        pair = img, ref, _as255(clip_f), _as255(clip_r)
+    img, ref, clip_f, clip_r = pair
+    (dy, dx), ok = mtb_shift_arrays(ref, img, clip_r, clip_f, max_bits, exclude_range)
+    if ok and (dy, dx) != (0, 0):  # keep the shift only if it clearly beats the identity
+        cand = [("identity", np.eye(3)), ("translation", translation_homography(dy, dx).numpy())]
+        usable = _usable255(*clip_r) > 0
+        ok = select_transform(ref, img, cand, usable)[0] == "translation"
+    return (dy, dx) if ok and (dy, dx) != (0, 0) else None
+
+
+def _frame_shifts(frames, times, r, max_bits, exclude_range, response, codes=None, bits=None):
+    """(N, 2) shifts and per-frame notes ('reference', 'identity', 'translation') for one bracket
+    (``codes``: the frames as integer codes of ``bits`` bits, or None). Frames are aligned
+    concurrently on ``torch.get_num_threads()`` threads (OpenCV and numpy release the GIL)."""
     n = frames.shape[0]
     shifts = torch.zeros((n, 2), dtype=torch.int64)
     notes = ["reference" if i == r else "identity" for i in range(n)]
-    for i in range(n):
-        if i == r:
-            continue
-        pair = None
-        if times is not None:
-            pair = common_exposure_pair(frames[i], frames[r], float(times[i]), float(times[r]), response or GammaResponse(2.2),
-                                        with_clipping=True)
-        if pair is None:  # no times or no common radiance range: Ward's invariance to monotonic changes
-            pair = rank_matched_pair(frames[i], frames[r])
-        img, ref, clip_f, clip_r = pair
-        (dy, dx), ok = mtb_shift_pair(torch.from_numpy(ref), torch.from_numpy(img), max_bits, exclude_range, clip_r, clip_f)
-        if ok and (dy, dx) != (0, 0):  # keep the shift only if it clearly beats the identity
-            cand = [("identity", np.eye(3)), ("translation", translation_homography(dy, dx).numpy())]
-            ok = select_transform(ref, img, cand, ~(clip_r[0] | clip_r[1]).numpy())[0] == "translation"
-        if ok and (dy, dx) != (0, 0):
-            shifts[i] = torch.tensor([dy, dx])
+    others = [i for i in range(n) if i != r]
+    found = parallel_map(lambda i: _frame_shift(frames, times, r, i, max_bits, exclude_range, response, codes, bits), others)
+    for i, s in zip(others, found):
+        if s is not None:
+            shifts[i] = torch.tensor(s)
             notes[i] = "translation"
     return shifts, notes
 
@@ -356,16 +412,18 @@ def align_mtb_ward2003(
     x, t, batched = as_bracket(ldr, exposure_times)
     b, n = x.shape[:2]
     refs, shifts, notes, transforms = [], [], [], torch.zeros((b, n, 3, 3), dtype=torch.float64)
+    codes, bits = bracket_codes(x.detach())
     for bi in range(b):
         r = check_reference(reference, n)
         r = default_reference(x[bi], None if t is None else t[bi]) if r is None else r
-        s, note = _frame_shifts(x[bi].detach(), None if t is None else t[bi], r, max_bits, exclude_range, response)
+        s, note = _frame_shifts(x[bi].detach(), None if t is None else t[bi], r, max_bits, exclude_range, response,
+                                None if codes is None else codes[bi], bits)
         for i in range(n):
             transforms[bi, i] = translation_homography(int(s[i, 0]), int(s[i, 1]))
         refs.append(r)
         shifts.append(s)
         notes.append(note)
-    aligned, valid = apply_transforms(x, transforms, refs, t, response)
+    aligned, valid = apply_transforms(x, transforms, refs, t, response, bits=bits)
     shifts_t = torch.stack(shifts)
     if not batched:
         return AlignResult(aligned[0], transforms[0], valid[0], refs[0], {"shifts": shifts_t[0], "method": notes[0]})

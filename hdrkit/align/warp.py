@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -227,12 +228,86 @@ def _ratio(times, bi, i, r, out, ref, ok, response) -> torch.Tensor:
     return estimate_ratio(out, ref, ok.expand_as(out), response)
 
 
+def parallel_map(fn, items: list) -> list:
+    """``[fn(x) for x in items]`` on up to ``torch.get_num_threads()`` threads (for work that releases the GIL:
+    OpenCV, numpy, torch); the order of the results is kept."""
+    workers = min(len(items), max(1, torch.get_num_threads()))
+    if workers <= 1:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def _fast_warp_ok(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype == torch.float32 and not (x.requires_grad and torch.is_grad_enabled())
+
+
+def _warp_frame(frame: np.ndarray, hm: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``warp_homography(frame, hm, padding_mode='border')`` clamped to [0, 1], and its valid mask, for a
+    (3, H, W) float32 numpy frame: ``cv2.warpPerspective`` per plane (bilinear, replicated border; the
+    same samples as ``grid_sample`` to ~1e-4 of the local contrast with OpenCV 5's float coordinates,
+    1/32 px positions with older builds) and a nearest-neighbour warp of ones for the mask (source
+    inside ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``, as ``homography_valid_mask``).
+    Returns ((3, H, W) float32 (``out`` when given), (1, H, W) bool).
+    """
+    import cv2
+
+    h, w = frame.shape[-2:]
+    out = np.empty_like(frame) if out is None else out
+    for src, dst in zip(frame, out):
+        cv2.warpPerspective(src, hm, (w, h), dst=dst, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    np.clip(out, 0, 1, out=out)
+    ones = np.ones((h, w), np.uint8)
+    ok = cv2.warpPerspective(ones, hm, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0) > 0
+    return out, ok[None]
+
+
+def _round_codes(x: torch.Tensor, bits: int | None) -> torch.Tensor:
+    """``x`` rounded to the grid ``k / (2^bits - 1)`` (unchanged for ``bits`` None)."""
+    if bits is None:
+        return x
+    peak = float(2**bits - 1)
+    return torch.round(x * peak) / peak
+
+
+def _reexpose_codes(ref: np.ndarray, ratio: float, response: Response, bits: int) -> np.ndarray:
+    """``reexpose`` of reference codes on the grid of ``bits`` by a per-code table, rounded to that grid.
+
+    ref: (3, K) float32 codes ``k / (2^bits - 1)``. Returns (3, K) float32.
+    """
+    peak = 2**bits - 1
+    z = torch.linspace(0, 1, peak + 1, dtype=torch.float64).view(1, -1, 1).expand(3, -1, 1)
+    table = torch.round(reexpose(z, torch.tensor(ratio, dtype=torch.float64), response).reshape(3, -1) * peak) / peak
+    table = table.to(torch.float32).numpy()
+    idx = np.rint(ref * np.float32(peak)).astype(np.int32)
+    return np.stack([np.take(table[c], idx[c], mode="clip") for c in range(3)])
+
+
+def _fill(out: np.ndarray, region, ref: torch.Tensor, ratio: torch.Tensor, response: Response, bits: int | None) -> None:
+    """``out[:, region] = reexpose(ref[:, region])`` for (3, H, W) numpy ``out`` (rounded to the code grid
+    of ``bits`` by a table when given); ``region`` indexes the last two dimensions."""
+    src = ref.detach().numpy()[(slice(None), *region)] if isinstance(region, tuple) else ref.detach().numpy()[:, region]
+    if bits is not None:
+        vals = _reexpose_codes(src.reshape(3, -1), float(ratio), response, bits).reshape(src.shape)
+    else:
+        flat = torch.from_numpy(np.ascontiguousarray(src.reshape(3, -1, 1)))
+        vals = reexpose(flat, ratio, response).numpy().reshape(src.shape)
+    if isinstance(region, tuple):
+        out[(slice(None), *region)] = vals
+    else:
+        out[:, region] = vals
+
+
 def apply_transforms(
     ldr: torch.Tensor,
     transforms: torch.Tensor,
     reference: list[int],
     exposure_times: torch.Tensor | None = None,
     response: Response | None = None,
+    *,
+    bits: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp every frame to its reference and fill uncovered pixels with the re-exposed reference.
 
@@ -244,6 +319,9 @@ def apply_transforms(
         exposure_times: (B, N) linear times used for the fill; None estimates ``t_frame / t_ref``
             from the overlap (``estimate_ratio``).
         response: camera response used for the fill; default gamma 2.2.
+        bits: the code depth of ``ldr`` when its values lie on that grid (``hdrkit.align.common.bracket_codes``):
+            fills are then rounded to the same grid and resampled frames to the 16-bit grid (at most
+            7.6e-6 away, far below any camera's quantization), so merges can use per-code tables.
 
     Returns:
         aligned (B, N, 3, H, W) codes, valid (B, N, 1, H, W) bool.
@@ -251,37 +329,88 @@ def apply_transforms(
     response = response or GammaResponse(2.2)
     b, n, _, h, w = ldr.shape
     eye = torch.eye(3, dtype=torch.float64)
-    aligned = torch.empty_like(ldr)
-    valid = torch.ones((b, n, 1, h, w), dtype=torch.bool, device=ldr.device)
-    for bi in range(b):
+    fast = _fast_warp_ok(ldr)
+    if fast:  # numpy copies and masks, frames on parallel threads
+        aligned = torch.from_numpy(np.empty(ldr.shape, np.float32))
+        valid = torch.from_numpy(np.ones((b, n, 1, h, w), bool))
+    else:
+        aligned = torch.empty_like(ldr)
+        valid = torch.ones((b, n, 1, h, w), dtype=torch.bool, device=ldr.device)
+
+    def one(job: tuple[int, int]) -> None:
+        bi, i = job
         ref = ldr[bi, reference[bi]]
-        for i in range(n):
-            tf = transforms[bi, i].to(torch.float64)
-            frame = ldr[bi, i]
-            if torch.allclose(tf, eye, atol=1e-12):
+        tf = transforms[bi, i].to(torch.float64)
+        frame = ldr[bi, i]
+        if torch.allclose(tf, eye, atol=1e-12):
+            if fast:
+                np.copyto(aligned[bi, i].numpy(), frame.detach().numpy())
+            else:
                 aligned[bi, i] = frame
-                continue
-            d = tf - eye
-            is_shift = torch.allclose(d[:2, :2], torch.zeros(2, 2, dtype=torch.float64)) and d[2].abs().max() == 0
-            if is_shift and torch.equal(tf[:2, 2].round(), tf[:2, 2]):
-                dy, dx = int(-tf[1, 2]), int(-tf[0, 2])
+            return
+        d = tf - eye
+        is_shift = torch.allclose(d[:2, :2], torch.zeros(2, 2, dtype=torch.float64)) and d[2].abs().max() == 0
+        if is_shift and torch.equal(tf[:2, 2].round(), tf[:2, 2]):
+            dy, dx = int(-tf[1, 2]), int(-tf[0, 2])
+            if fast:
+                out = aligned[bi, i]
+                ok = torch.from_numpy(_shift_np(frame.detach().numpy(), dy, dx, out.numpy()))
+            else:
                 out = shift_image(frame, dy, dx, out=aligned[bi, i])
                 ok = shift_valid_mask((h, w), dy, dx, device=ldr.device)
+            ratio = _ratio(exposure_times, bi, i, reference[bi], out, ref, ok, response)
+            # only the uncovered strips need the fill: re-expose just those rows and columns
+            rows = slice(0, min(dy, h)) if dy > 0 else slice(max(h + dy, 0), h)
+            cols = slice(0, min(dx, w)) if dx > 0 else slice(max(w + dx, 0), w)
+            for strip, needed in (((rows, slice(None)), dy), ((slice(None), cols), dx)):
+                if not needed:
+                    continue
+                if fast:
+                    _fill(out.numpy(), strip, ref, ratio, response, bits)
+                else:
+                    out[(slice(None), *strip)] = reexpose(ref[(slice(None), *strip)], ratio, response)
+        elif fast:
+            out_np, ok_np = _warp_frame(frame.detach().numpy(), tf.numpy(), aligned[bi, i].numpy())
+            out, ok = torch.from_numpy(out_np), torch.from_numpy(ok_np)
+            if not ok_np.all():
                 ratio = _ratio(exposure_times, bi, i, reference[bi], out, ref, ok, response)
-                # only the uncovered strips need the fill: re-expose just those rows and columns
-                rows = slice(0, min(dy, h)) if dy > 0 else slice(max(h + dy, 0), h)
-                cols = slice(0, min(dx, w)) if dx > 0 else slice(max(w + dx, 0), w)
-                if dy:
-                    out[:, rows] = reexpose(ref[:, rows], ratio, response)
-                if dx:
-                    out[:, :, cols] = reexpose(ref[:, :, cols], ratio, response)
-            else:
-                hm = tf[None].to(ldr.device)
-                warped = warp_homography(frame[None], hm.to(frame.dtype), padding_mode="border")[0].clamp(0, 1)
-                ok = homography_valid_mask(hm, (h, w))[0]
-                ratio = _ratio(exposure_times, bi, i, reference[bi], warped, ref, ok, response)
-                out = torch.where(ok, warped, reexpose(ref, ratio, response)) if not ok.all() else warped
-            if out.data_ptr() != aligned[bi, i].data_ptr():
-                aligned[bi, i] = out
+                _fill(out_np, ~ok_np[0], ref, ratio, response, bits)
+            if bits is not None:
+                peak = np.float32(2**16 - 1)
+                np.multiply(out_np, peak, out=out_np)
+                np.rint(out_np, out=out_np)
+                np.divide(out_np, peak, out=out_np)
+        else:
+            hm = tf[None].to(ldr.device)
+            warped = warp_homography(frame[None], hm.to(frame.dtype), padding_mode="border")[0].clamp(0, 1)
+            ok = homography_valid_mask(hm, (h, w))[0]
+            ratio = _ratio(exposure_times, bi, i, reference[bi], warped, ref, ok, response)
+            out = torch.where(ok, warped, reexpose(ref, ratio, response)) if not ok.all() else warped
+        if out.data_ptr() != aligned[bi, i].data_ptr():
+            aligned[bi, i] = out
+        if fast:
+            np.copyto(valid[bi, i].numpy(), ok.numpy())
+        else:
             valid[bi, i] = ok
+
+    jobs = [(bi, i) for bi in range(b) for i in range(n)]
+    if fast:
+        parallel_map(one, jobs)
+    else:
+        for job in jobs:
+            one(job)
     return aligned, valid
+
+
+def _shift_np(src: np.ndarray, dy: int, dx: int, out: np.ndarray) -> np.ndarray:
+    """``shift_image`` of a (C, H, W) numpy array into ``out`` (uncovered pixels left as they are);
+    returns the (1, H, W) bool mask of the covered pixels (``shift_valid_mask``)."""
+    h, w = src.shape[-2:]
+    ok = np.zeros((1, h, w), bool)
+    if abs(dy) >= h or abs(dx) >= w:
+        return ok
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    np.copyto(out[:, yd, xd], src[:, ys, xs])
+    ok[:, yd, xd] = True
+    return ok

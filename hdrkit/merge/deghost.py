@@ -161,7 +161,8 @@ def _fit_log_correction(li: torch.Tensor, lr: torch.Tensor, bins: int = CALIBRAT
         return li.new_zeros(1), d.median().view(1)
     idx = torch.bucketize(m, torch.linspace(float(lo), float(hi), bins + 1, dtype=m.dtype, device=m.device)[1:-1])
     counts = torch.bincount(idx, minlength=bins)
-    order = torch.argsort(idx * 4.0 + torch.sigmoid(d))  # sort by bin, then by d within the bin
+    by_d = torch.argsort(d, stable=True)
+    order = by_d[torch.argsort(idx[by_d], stable=True)]  # sort by bin, then by d within the bin
     ds, ms = d[order], m[order]
     starts = torch.cumsum(counts, 0) - counts
     keep = counts >= max(20, int(0.002 * li.numel()))
@@ -424,6 +425,18 @@ def merge_granados2013(
         reference_idx = times.argsort(dim=1)[:, z.shape[1] // 2]
     else:
         reference_idx = torch.full((b_,), ref, dtype=torch.long, device=z.device)
+    if z.device.type == "cpu" and z.dtype == torch.float32 and not (z.requires_grad and torch.is_grad_enabled()):
+        from hdrkit.merge.deghost_codes import frame_codes, merge_codes
+
+        if ints is not None:
+            codes = [[(ints[b, i].numpy() if ints.dtype in (torch.uint8, torch.uint16) else ints[b, i].to(torch.int32).numpy(), bits)
+                      for i in range(ints.shape[1])] for b in range(ints.shape[0])]
+        else:
+            codes = frame_codes(z, bits)
+        if codes is not None:  # per-code tables, masks at reduced resolution, banded merge
+            with torch.no_grad():
+                return merge_codes(codes, times, reference_idx, response, noise, bits, threshold, tolerance, calibrate, valid,
+                                   return_masks)
     if ints is None:
         ints = as_code_indices(z, bits)
     if ints is not None and ints.device.type == "cpu" and z.dtype == torch.float32 and not (z.requires_grad and torch.is_grad_enabled()):

@@ -28,12 +28,13 @@ BAND_PIXELS = 1 << 18
 few enough bands that the per-call overhead stays small."""
 
 
-def as_code_indices(ldr: torch.Tensor, bits: int | None) -> torch.Tensor | None:
-    """Integer codes (uint8 for ``bits <= 8``, else int32) of a float32 bracket on the code grid.
+def as_code_indices(ldr: torch.Tensor, bits: int | None, index_dtype=np.int32) -> torch.Tensor | None:
+    """Integer codes (uint8 for ``bits <= 8``, else ``index_dtype``) of a float32 bracket on the code grid.
 
     Args:
         ldr: (..., H, W) float32 codes in [0, 1].
         bits: code depth; None or more than 16 bits gives None.
+        index_dtype: numpy dtype of codes deeper than 8 bits (int32, or uint16 for half the memory).
 
     Returns:
         the indices ``round(ldr * (2^bits - 1))`` with ``ldr``'s shape, or None if ``ldr`` is not
@@ -66,12 +67,16 @@ def as_code_indices(ldr: torch.Tensor, bits: int | None) -> torch.Tensor | None:
 
         run_bands(rows.shape[0], w, check)
         return None if bad else torch.from_numpy(out).view(ldr.shape)
-    out = np.empty(planes.shape, np.int32)
-    grid = (np.arange(peak + 1) / peak).astype(np.float32)
+    out = np.empty(planes.shape, index_dtype)
+    scaled, nearest = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
     for p, o in zip(planes, out):
-        np.copyto(o, np.rint(np.clip(p * np.float32(peak), 0, peak)), casting="unsafe")
-        if not np.abs(grid[o] - p).max() <= tol:
+        np.multiply(p, np.float32(peak), out=scaled)
+        np.clip(scaled, 0, peak, out=nearest)
+        np.rint(nearest, out=nearest)
+        # |z * peak - round(z * peak)| in code steps (NaN, Inf or outside [0, 1] fail too)
+        if not cv2.checkRange(cv2.absdiff(scaled, nearest), True, 0.0, tol * peak)[0]:
             return None
+        np.copyto(o, nearest, casting="unsafe")
     return torch.from_numpy(out).view(ldr.shape)
 
 
