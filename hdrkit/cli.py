@@ -109,17 +109,17 @@ def _cmd_tonemap(args) -> None:
 def _cmd_calibrate(args) -> None:
     _check_paths(args.frames, (args.output, args.plot), min_inputs=2)
     _check_exposures(args)
-    from hdrkit.camera import recover_response_debevec1997, recover_response_robertson2003
+    from hdrkit.camera.calibrate import DEFAULT_CALIBRATION, recover_response
     from hdrkit.camera.response import save_response_table
     from hdrkit.io import read_bracket
     from hdrkit.io.atomic import check_output_path
 
     out = check_output_path(args.output, args.frames)
     bracket = read_bracket(args.frames, times=args.times, ev=args.ev, progress=True)
-    recover = {"debevec": recover_response_debevec1997, "robertson": recover_response_robertson2003}[args.method]
-    response = recover(bracket.ldr, bracket.exposure_times, bits=max(bracket.bits))
+    method = args.method or DEFAULT_CALIBRATION
+    response = recover_response(bracket.ldr, bracket.exposure_times, method=method, bits=max(bracket.bits))
     save_response_table(response, out)
-    print(f"recovered inverse response ({args.method}) -> {out}")
+    print(f"recovered inverse response ({method}) -> {out}")
     if args.plot:
         from hdrkit.camera.plot import plot_response
 
@@ -136,6 +136,31 @@ def _cmd_info(args) -> None:
     print(f"{args.input}")
     for key, value in stats.items():
         print(f"  {key:<18} {value}")
+
+
+def _cmd_expand(args) -> None:
+    from hdrkit.expand.photo import DEFAULT_METHOD, hdr_from_photo
+    from hdrkit.io import write_hdr, write_ldr
+    from hdrkit.io.atomic import check_output_path
+    from hdrkit.methods import get_method
+    from hdrkit.tonemap import tonemap
+
+    out = check_output_path(args.output, [args.photo])
+    if out.suffix.lower() not in HDR_SUFFIXES:
+        raise HdrkitError(f"{out}: hdrkit expand writes a radiance map; the output must end in {', '.join(HDR_SUFFIXES)}")
+    preview = check_output_path(args.preview, [args.photo]) if args.preview else None
+    if preview is not None and preview.suffix.lower() not in LDR_SUFFIXES:
+        raise HdrkitError(f"{preview}: the preview is a display image; it must end in {', '.join(LDR_SUFFIXES)}")
+    method = args.method or DEFAULT_METHOD
+    options = _method_options(args)
+    if options and not get_method(method).learned:
+        raise HdrkitError(f"--device/--dtype/--max-memory/--weights apply to learned methods; {method!r} is classical")
+    result = hdr_from_photo(args.photo, method=method, response=args.response, **options)
+    write_hdr(out, result.hdr)
+    if preview is not None:
+        write_ldr(preview, tonemap(result.hdr))
+    notes = "".join(f"; {n}" for n in result.notes)
+    print(f"expanded {args.photo} with {method}{notes} -> {out}")
 
 
 def _cmd_methods(args) -> None:
@@ -155,7 +180,7 @@ def _cmd_train(args) -> None:
 
     cfg = load_config(args.config, out_dir=args.out_dir, steps=args.steps, threads=args.threads, max_minutes=args.max_minutes)
     last = fit(cfg, resume=not args.restart, progress=True)
-    val = f", validation PSNR-mu {last['val']['psnr_mu']:.2f} dB" if last.get("val") else ""
+    val = ", validation " + ", ".join(f"{k} {v:.3f}" for k, v in last["val"].items()) if last.get("val") else ""
     print(f"trained {cfg.model} to step {last['step']} (loss {last['loss']}){val}; checkpoint {cfg.out_dir}/checkpoint.pt")
 
 
@@ -230,7 +255,8 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--times", nargs="+", type=float, metavar="T", help="exposure times in seconds, one per frame")
     exp.add_argument("--ev", nargs="+", type=float, metavar="EV", help="exposure values in stops (t = 2**EV), one per frame")
     m.add_argument("--method", default="deghost", help="merge method (see `hdrkit methods`); default: deghost")
-    m.add_argument("--response", default="gamma", help="gamma | srgb | linear | calibrate | FILE.csv (default: gamma 2.2; RAW is linear)")
+    m.add_argument("--response", default="gamma", help="gamma | srgb | linear | calibrate | calibrate:emor|debevec|robertson | FILE.csv (default: gamma 2.2; "
+                   "RAW is linear; calibrate recovers it from the bracket, see `hdrkit calibrate --help`)")
     m.add_argument("--align", default="homography", choices=["none", "mtb", "homography", "flow"],
                    help="alignment (default: homography; flow: homography plus dense optical flow with occlusion masks, "
                         "for parallax and non-rigid motion)")
@@ -259,7 +285,9 @@ def _parser() -> argparse.ArgumentParser:
     exp = c.add_mutually_exclusive_group()
     exp.add_argument("--times", nargs="+", type=float, metavar="T")
     exp.add_argument("--ev", nargs="+", type=float, metavar="EV")
-    c.add_argument("--method", default="debevec", choices=["debevec", "robertson"])
+    c.add_argument("--method", default=None, choices=["emor", "debevec", "robertson"],
+                   help="emor: Grossberg & Nayar 2004 prior over real responses; debevec: Debevec & Malik 1997; "
+                        "robertson: Robertson et al. 2003 (default: emor, hdrkit.camera.calibrate.DEFAULT_CALIBRATION)")
     c.add_argument("--plot", default=None, metavar="PNG", help="also plot the recovered curves")
     c.set_defaults(func=_cmd_calibrate)
 
@@ -322,6 +350,19 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--emor", default=None, metavar="TXT", help="Grossberg-Nayar emor.txt (for --response emor)")
     y.add_argument("--noise-profiles", default=None, metavar="JSON", help="darktable noise profiles (default: no noise)")
     y.set_defaults(func=_cmd_synth)
+
+    x = sub.add_parser("expand", help="reconstruct a radiance map from one LDR photo (single-image methods)")
+    x.add_argument("photo", help="one LDR photo (JPEG, PNG, TIFF; 8 or 16 bits; grey or RGB; RAW)")
+    x.add_argument("-o", "--output", required=True, help="output radiance map (.exr, .hdr or .pfm)")
+    x.add_argument("--method", default=None, help="single-image method (kind 'single' in `hdrkit methods`; "
+                   "default: hdrkit.expand.photo.DEFAULT_METHOD)")
+    x.add_argument("--response", default="gamma", help="response to linearize with: gamma | srgb | linear | FILE.csv (default: gamma 2.2)")
+    x.add_argument("--preview", default=None, metavar="PNG", help="also write a tone-mapped preview")
+    x.add_argument("--device", default=None, help="learned methods: cpu | cuda | auto (default: CUDA when present)")
+    x.add_argument("--dtype", default=None, choices=["fp32", "bf16"], help="learned methods: bf16 autocast or fp32 (default)")
+    x.add_argument("--max-memory", type=float, default=None, metavar="GB", help="learned methods: activation memory per tile in GB")
+    x.add_argument("--weights", default=None, metavar="FILE", help="learned methods: safetensors weights instead of the packaged ones")
+    x.set_defaults(func=_cmd_expand)
     return p
 
 
