@@ -158,7 +158,8 @@ def markdown(q: dict, speed: dict, size: tuple[int, int], load: tuple[float, flo
         "",
         "Quality: public validation set (`benchmarks/results/README.md`: 4 static + 18 dynamic 512x384 scenes per "
         "regime, true response, homography alignment), means over the static and over the dynamic scenes. "
-        "Networks without shipped weights have no quality (`-`). Speed and memory: one call on a "
+        "`not shipped`: trained here, scored from its checkpoint by the public benchmark (a later `--results` "
+        "folder), below the shipping rule; `none`: untrained, no quality (`-`). Speed and memory: one call on a "
         f"{w}x{h} 3-frame 8-bit bracket, in a fresh process, alignment excluded, learned networks through tiled "
         "`run_model` (their whole-image priors included).",
         "",
