@@ -270,15 +270,21 @@ def _score_numpy(ri, vi, pairf, keep, den, lo, hi, ref_var, var_gain, sigma) -> 
     xi = _blur(torch.from_numpy(r * pf), sigma).numpy()
     np.divide(xi, dn, out=xi)
     np.copyto(xi, r, where=~kp)
+    return torch.from_numpy(outside_score(xi, lo_, hi_, v, var_gain, rv))
+
+
+def outside_score(xi: np.ndarray, lo, hi, v: np.ndarray, var_gain: float, ref_var) -> np.ndarray:
+    """``max(xi - hi, lo - xi, 0) / sqrt(v var_gain + ref_var)`` in place (``xi`` is overwritten), the
+    ghost z-score of both merge paths (float: ``_score_numpy``; code tables: ``deghost_codes``)."""
     sd = np.multiply(v, v.dtype.type(var_gain))
-    sd += rv
+    sd += ref_var
     np.sqrt(sd, out=sd)
-    score = np.subtract(xi, hi_)
-    np.subtract(lo_, xi, out=xi)
+    score = np.subtract(xi, hi)
+    np.subtract(lo, xi, out=xi)
     np.maximum(score, xi, out=score)
     np.maximum(score, 0, out=score)
     score /= sd
-    return torch.from_numpy(score)
+    return score
 
 
 @torch.no_grad()

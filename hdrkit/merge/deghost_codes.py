@@ -35,7 +35,7 @@ import torch
 from hdrkit.camera.exposure import NoiseModel
 from hdrkit.camera.response import Response
 from hdrkit.merge import weights as W
-from hdrkit.merge.deghost import BLUR_SIGMA, CALIBRATION_BINS, CALIBRATION_MAX_SLOPE, DILATION, MIN_FRACTION
+from hdrkit.merge.deghost import BLUR_SIGMA, CALIBRATION_BINS, CALIBRATION_MAX_SLOPE, DILATION, MIN_FRACTION, outside_score
 from hdrkit.merge.lut import BAND_PIXELS, as_code_indices, channel_max, gather
 
 __all__ = ["MASK_PIXELS", "mask_factor", "frame_codes", "merge_codes"]
@@ -338,15 +338,7 @@ class _Test:
         xi = _blur(xi_sum, self.k)
         np.divide(xi, den, out=xi)
         np.copyto(xi, x_plain, where=~keep)
-        sd = v * np.float32(self.gain)
-        sd += ref_var
-        np.sqrt(sd, out=sd)
-        score = np.subtract(xi, hi)
-        np.subtract(lo, xi, out=xi)
-        np.maximum(score, xi, out=score)
-        np.maximum(score, 0, out=score)
-        score /= sd
-        return score, v, xmax, xmin
+        return outside_score(xi, lo, hi, v, self.gain, ref_var), v, xmax, xmin
 
     def ghost(self, gain: np.ndarray | None) -> np.ndarray:
         """(h, w) uint8 0/1 ghost detections of the frame (its radiance times ``gain``, if given).
