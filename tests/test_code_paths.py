@@ -13,8 +13,11 @@ import torch
 
 from hdrkit.align import align_homography, align_mtb_ward2003
 from hdrkit.align.common import bracket_codes, common_exposure_pair
+from hdrkit.align.warp import _warp_frame, apply_transforms
 from hdrkit.camera.exposure import NoiseModel, expose
 from hdrkit.camera.response import GammaResponse
+from hdrkit.io import read_bracket, read_ldr, write_ldr
+from hdrkit.io.ldr import to_planes
 from hdrkit.merge.deghost import DEFAULT_THRESHOLD, DEFAULT_TOLERANCE, merge_granados2013
 from hdrkit.merge.deghost_codes import frame_codes, mask_factor, merge_codes
 from hdrkit.merge.weights import DEFAULT_NOISE
@@ -81,6 +84,43 @@ def test_masks_on_blocks_lose_nothing_measurable():
     assert abs(psnr_mu(half, gt) - psnr_mu(full, gt)) < 0.5, (psnr_mu(half, gt), psnr_mu(full, gt))
     assert ((m_half > 0.5) != (m_full > 0.5)).float().mean() < 0.05
     assert mask_factor(1080, 1920) == 2 and mask_factor(4000, 6000) == 4 and mask_factor(384, 512) == 1
+
+
+def test_resampled_frames_lie_on_the_16_bit_grid_next_to_the_bilinear_samples():
+    """Frames of an 8-bit bracket warped by a homography go to the 16-bit grid (half a 16-bit step from the
+    bilinear samples), unwarped ones keep their 8-bit codes: the merge's per-code tables apply to both."""
+    ldr, t, _ = mover(96, 128, bits=8)
+    a = math.radians(1.0)
+    turn = torch.tensor([[math.cos(a), -math.sin(a), 2.5], [math.sin(a), math.cos(a), -1.5], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    transforms = torch.eye(3, dtype=torch.float64).repeat(1, 3, 1, 1)
+    transforms[0, 0] = turn
+    aligned, _ = apply_transforms(ldr, transforms, [1], t, GAMMA, bits=8)
+    assert [c[1] for c in frame_codes(aligned, 8)[0]] == [16, 8, 8]
+    warped = torch.from_numpy(_warp_frame(ldr[0, 0].numpy(), turn.numpy())[0])
+    assert (aligned[0, 0] - warped)[:, 8:-8, 8:-8].abs().max() <= 0.5 / 65535 + 1e-7
+
+
+def test_decoded_codes_convert_like_numpy_and_brackets_read_in_parallel(tmp_path):
+    """``to_planes`` (one OpenCV pass per plane) gives numpy's float32 ``code * float32(1 / peak)`` bit for bit, and
+    ``read_bracket`` (frames decoded on threads, converted into one buffer) gives the frames ``read_ldr`` gives."""
+    for dtype, bits in ((np.uint8, 8), (np.uint16, 16)):
+        v = np.arange(2**bits, dtype=dtype)
+        arr = np.ascontiguousarray(np.stack([v, v[::-1], v], -1).reshape(2**bits // 256, 256, 3))
+        expected = np.ascontiguousarray(arr.transpose(2, 0, 1)).astype(np.float32) * np.float32(1 / (2**bits - 1))
+        assert np.array_equal(to_planes(arr, bits, False), expected)
+    ldr, _, _ = mover(40, 56, bits=8)
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"f{i}.png")
+        write_ldr(paths[-1], ldr[0, i])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        b = read_bracket(paths, times=[1.0, 4.0, 16.0])
+    finally:
+        torch.set_num_threads(threads)
+    for i, p in enumerate(paths):
+        assert torch.equal(b.ldr[i], read_ldr(p).image)
 
 
 def test_comparison_images_from_codes_match_float_formulas():

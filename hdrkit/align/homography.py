@@ -63,9 +63,10 @@ import torch
 from hdrkit.align.common import COMPARE_GAMMA, WELL_EXPOSED, bracket_codes, common_exposure_pair, rank_matched_pair
 from hdrkit.align.mtb import mtb_shift_pair
 from hdrkit.align.select import select_transform
-from hdrkit.align.warp import AlignResult, apply_transforms, as_bracket, check_reference, default_reference, parallel_map
+from hdrkit.align.warp import AlignResult, apply_transforms, as_bracket, check_reference, default_reference
 from hdrkit.camera.response import GammaResponse, Response
 from hdrkit.errors import HdrkitError
+from hdrkit.parallel import parallel_map
 
 __all__ = [
     "align_homography",
@@ -93,8 +94,11 @@ WORK_SIDE = 512
 ECC_EPS = 1e-6
 """ECC stops when the correlation coefficient improves by less than this."""
 
-FINE_ITERATIONS = 10
-"""ECC iterations on levels finer than ``WORK_SIDE`` (refinement only)."""
+FINE_ITERATIONS = 2
+"""ECC iterations on levels finer than ``WORK_SIDE`` (refinement only; at ~0.05 s each on 960x540 the
+costliest step). The scaled-up ``WORK_SIDE`` estimate is within a pixel, and two Gauss-Newton steps settle it:
+on 12 synthetic 1440x1000 homographies (kalantari17_002, known warps, EV -2/0/+2) the corner error was
+0.27 px median, 0.35 px max with 1, 2 or 10 iterations alike (0.38 / 0.59 px with the level skipped)."""
 
 MAX_CORNER_MOVE = 0.05
 """Sanity bound: the refined homography may move an image corner by at most this fraction of the

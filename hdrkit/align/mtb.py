@@ -48,11 +48,11 @@ from hdrkit.align.warp import (
     as_bracket,
     check_reference,
     default_reference,
-    parallel_map,
     translation_homography,
 )
 from hdrkit.camera.response import GammaResponse, Response
 from hdrkit.errors import HdrkitError
+from hdrkit.parallel import parallel_map
 
 __all__ = [
     "align_mtb_ward2003",

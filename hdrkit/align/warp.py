@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from hdrkit.camera.response import GammaResponse, Response
 from hdrkit.errors import HdrkitError
+from hdrkit.parallel import parallel_map
 
 __all__ = [
     "AlignResult",
@@ -228,18 +229,6 @@ def _ratio(times, bi, i, r, out, ref, ok, response) -> torch.Tensor:
     return estimate_ratio(out, ref, ok.expand_as(out), response)
 
 
-def parallel_map(fn, items: list) -> list:
-    """``[fn(x) for x in items]`` on up to ``torch.get_num_threads()`` threads (for work that releases the GIL:
-    OpenCV, numpy, torch); the order of the results is kept."""
-    workers = min(len(items), max(1, torch.get_num_threads()))
-    if workers <= 1:
-        return [fn(x) for x in items]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(fn, items))
-
-
 def _fast_warp_ok(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype == torch.float32 and not (x.requires_grad and torch.is_grad_enabled())
 
@@ -375,11 +364,12 @@ def apply_transforms(
             if not ok_np.all():
                 ratio = _ratio(exposure_times, bi, i, reference[bi], out, ref, ok, response)
                 _fill(out_np, ~ok_np[0], ref, ratio, response, bits)
-            if bits is not None:
+            if bits is not None:  # round to the 16-bit grid: round(z * peak) / peak
+                import cv2
+
                 peak = np.float32(2**16 - 1)
-                np.multiply(out_np, peak, out=out_np)
-                np.rint(out_np, out=out_np)
-                np.divide(out_np, peak, out=out_np)
+                for plane in out_np:
+                    np.divide(cv2.multiply(plane, float(peak), dtype=cv2.CV_16U), peak, out=plane)
         else:
             hm = tf[None].to(ldr.device)
             warped = warp_homography(frame[None], hm.to(frame.dtype), padding_mode="border")[0].clamp(0, 1)

@@ -18,12 +18,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from hdrkit.errors import HdrkitError
 from hdrkit.io.exif import ExposureInfo, read_exposure, relative_exposures
-from hdrkit.io.ldr import read_ldr
+from hdrkit.io.ldr import decode_ldr, to_planes
 from hdrkit.io.raw import is_raw_path
+from hdrkit.parallel import parallel_map
 
 __all__ = ["Bracket", "read_bracket", "read_exposure_file"]
 
@@ -120,17 +122,15 @@ def read_bracket(
         from tqdm import tqdm
 
         # disable=None: a bar only on an interactive terminal, never in logs or pipes
-        frames = [read_ldr(p) for p in tqdm(paths, desc="reading", unit="frame", leave=False, disable=None, file=sys.stderr)]
-    else:
-        frames = [read_ldr(p) for p in paths]
-    shape0 = tuple(frames[0].image.shape[1:])
-    for fr in frames[1:]:
-        if tuple(fr.image.shape[1:]) != shape0:
+        frames = [decode_ldr(p) for p in tqdm(paths, desc="reading", unit="frame", leave=False, disable=None, file=sys.stderr)]
+    else:  # decoders release the GIL: frames are decoded concurrently
+        frames = parallel_map(decode_ldr, paths)
+    shape0 = frames[0][0].shape[:2]
+    for p, (arr, _, _) in zip(paths[1:], frames[1:]):
+        if arr.shape[:2] != shape0:
             h, w = shape0
-            hh, ww = fr.image.shape[1:]
-            raise HdrkitError(
-                f"{fr.path} is {ww}x{hh} but {paths[0]} is {w}x{h}; all frames must have the same size"
-            )
+            hh, ww = arr.shape[:2]
+            raise HdrkitError(f"{p} is {ww}x{hh} but {paths[0]} is {w}x{h}; all frames must have the same size")
 
     order = sorted(range(len(paths)), key=lambda i: values[i])
     for a, b in zip(order, order[1:]):
@@ -140,11 +140,13 @@ def read_bracket(
                 "each frame needs a distinct exposure (check --times/--ev or the EXIF data)"
             )
     sorted_values = torch.tensor([values[i] for i in order], dtype=torch.float64)
+    ldr = np.empty((len(paths), 3, *shape0), np.float32)  # each frame converted straight into its slot
+    parallel_map(lambda k: to_planes(*frames[order[k]], out=ldr[k]), list(range(len(order))))
     return Bracket(
-        ldr=torch.stack([frames[i].image for i in order]),
+        ldr=torch.from_numpy(ldr),
         exposure_times=sorted_values / sorted_values[0],
         seconds=sorted_values.clone() if source != "ev" else None,
-        bits=[frames[i].bits for i in order],
+        bits=[frames[i][1] for i in order],
         linear=all(raw),
         paths=[paths[i] for i in order],
         order=order,

@@ -23,7 +23,7 @@ from hdrkit.io.atomic import atomic_path
 from hdrkit.io.raw import is_raw_path, read_raw
 from hdrkit.io.tiff import read_tiff_samples
 
-__all__ = ["LdrImage", "LDR_EXTENSIONS", "read_ldr", "write_ldr"]
+__all__ = ["LdrImage", "LDR_EXTENSIONS", "read_ldr", "decode_ldr", "to_planes", "write_ldr"]
 
 LDR_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -138,14 +138,20 @@ def read_ldr(path: str | Path, orient: bool = True) -> LdrImage:
     Raises:
         HdrkitError: missing, truncated, non-image or unsupported file.
     """
+    arr, bits, linear = decode_ldr(path, orient)
+    return LdrImage(torch.from_numpy(to_planes(arr, bits, linear)), bits, linear, Path(path))
+
+
+def decode_ldr(path: str | Path, orient: bool = True) -> tuple[np.ndarray, int, bool]:
+    """The decoding half of ``read_ldr``: ``(samples, bits, linear)`` with samples (H, W, 3) RGB, uint8 / uint16
+    codes (float32 in [0, 1] for camera RAW, ``linear`` True); ``to_planes`` makes the (3, H, W) float32 image."""
     path = Path(path)
     if not path.exists():
         raise HdrkitError(f"{path}: file not found")
     if not path.is_file():
         raise HdrkitError(f"{path}: is not a file")
     if is_raw_path(path):
-        rgb = read_raw(path)
-        return LdrImage(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))), 16, True, path)
+        return read_raw(path), 16, True
     data = path.read_bytes()
     if data.startswith(_JPEG_MAGIC):
         arr, bits = _read_jpeg(data, path, orient)
@@ -155,9 +161,27 @@ def read_ldr(path: str | Path, orient: bool = True) -> LdrImage:
         arr, bits = _read_tiff(path)
     else:
         arr, bits = _read_other(data, path)
-    scale = np.float32(1.0 / (2**bits - 1))
-    img = np.ascontiguousarray(arr.transpose(2, 0, 1)).astype(np.float32) * scale
-    return LdrImage(torch.from_numpy(img), bits, False, path)
+    return arr, bits, False
+
+
+def to_planes(arr: np.ndarray, bits: int, linear: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """``decode_ldr``'s samples as (3, H, W) float32 codes in [0, 1] (written into ``out`` when given)."""
+    out = np.empty((3, *arr.shape[:2]), np.float32) if out is None else out
+    if linear:
+        np.copyto(out, arr.transpose(2, 0, 1))
+        return out
+    return _codes_to_float(arr, bits, out)
+
+
+def _codes_to_float(arr: np.ndarray, bits: int, out: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 / uint16 codes -> ``out`` (3, H, W) float32 ``code * float32(1 / (2^bits - 1))``, one OpenCV
+    pass per plane (the same values as numpy's float32 product: both are the correctly rounded product)."""
+    import cv2
+
+    scale = float(np.float32(1.0 / (2**bits - 1)))
+    for c, plane in enumerate(cv2.split(np.ascontiguousarray(arr))):
+        cv2.multiply(plane, 1.0, dst=out[c], scale=scale, dtype=cv2.CV_32F)
+    return out
 
 
 def write_ldr(path: str | Path, image: torch.Tensor, bits: int = 8, quality: int = 95) -> Path:

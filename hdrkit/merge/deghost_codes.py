@@ -37,6 +37,7 @@ from hdrkit.camera.response import Response
 from hdrkit.merge import weights as W
 from hdrkit.merge.deghost import BLUR_SIGMA, CALIBRATION_BINS, CALIBRATION_MAX_SLOPE, DILATION, MIN_FRACTION, outside_score
 from hdrkit.merge.lut import BAND_PIXELS, as_code_indices, channel_max, gather
+from hdrkit.parallel import parallel_map
 
 __all__ = ["MASK_PIXELS", "mask_factor", "frame_codes", "merge_codes"]
 
@@ -50,8 +51,9 @@ MIN_BLOCK_FRACTION = MIN_FRACTION
 """With blocks, a detection survives only if at least this share of its 3 x 3 blocks is detected (2 of 9)."""
 
 CACHE_PIXELS = 8_000_000
-"""Up to this many pixels per frame, the full-resolution radiance planes computed for the ghost test
-are kept for the merge (3 float32 planes per frame) instead of being looked up again."""
+"""Up to this many pixels per frame, the full-resolution radiance planes of deeper-than-8-bit frames computed
+for the ghost test are kept for the merge (3 float32 planes per frame) instead of being looked up again with
+``numpy.take`` (an 8-bit ``cv2.LUT`` look-up costs less than the copy)."""
 
 
 def mask_factor(h: int, w: int) -> int:
@@ -69,19 +71,17 @@ def frame_codes(z: torch.Tensor, bits: int | None) -> list[list[tuple[np.ndarray
     depth), then on the 16-bit grid (frames resampled by ``hdrkit.align`` lie there). Returns
     ``[b][i] = (codes (3, H, W) uint8 or uint16, code bits)``, or None when a frame is on neither grid.
     """
-    out = []
-    for b in range(z.shape[0]):
-        row = []
-        for i in range(z.shape[1]):
-            for depth in dict.fromkeys([d for d in (bits, 16) if d is not None and 1 <= d <= 16]):
-                c = as_code_indices(z[b, i], depth, np.uint16)
-                if c is not None:
-                    row.append((c.numpy(), depth))
-                    break
-            else:
-                return None
-        out.append(row)
-    return out
+    depths = list(dict.fromkeys([d for d in (bits, 16) if d is not None and 1 <= d <= 16]))
+
+    def one(frame: torch.Tensor) -> tuple[np.ndarray, int] | None:
+        for depth in depths:
+            c = as_code_indices(frame, depth, np.uint16)
+            if c is not None:
+                return c.numpy(), depth
+        return None
+
+    out = [parallel_map(one, list(z[b])) for b in range(z.shape[0])]  # frames on threads
+    return None if any(c is None for row in out for c in row) else out
 
 
 def _gauss(sigma: float) -> np.ndarray:
@@ -209,40 +209,36 @@ class _Pair:
     """Reduced-resolution quantities of a (frame, reference) pair: per channel the share ``P`` of the
     block where both are well exposed and the block means of each radiance over those pixels (``XI``,
     ``XR``, zero elsewhere); with blocks (factor > 1) the frame's extreme 3 x 3 max / min over the
-    block's pixels where the reference is saturated / dark (``XMAX``, ``XMIN``); the calibration
-    samples (log radiance of the frame and of the reference, ``samples``)."""
+    block's pixels where the reference is saturated / dark (``XMAX``, ``XMIN``); for the calibration,
+    the same over the pixels well exposed in every channel of both (``PA`` (h, w), ``XA`` (2, 3, h, w):
+    frame, reference) and the fit's samples (log radiance of the frame and of the reference,
+    ``samples``)."""
 
-    def __init__(self, shape: tuple[int, int], blocks: bool):
+    def __init__(self, shape: tuple[int, int], blocks: bool, calibrate: bool):
         h, w = shape
         self.P, self.XI, self.XR = (np.empty((3, h, w), np.float32) for _ in range(3))
         self.XMAX, self.XMIN = ((np.empty((3, h, w), np.float32) for _ in range(2)) if blocks else (None, None))
+        self.PA, self.XA = (np.empty((h, w), np.float32), np.empty((2, 3, h, w), np.float32)) if calibrate else (None, None)
         self.samples = None
 
 
 def _reduce(codes: list[np.ndarray], tabs: list[_Tables], r: int, s: int, calibrate: bool, keep_x: bool):
-    """Pass 1 over the full-resolution codes in row bands (a multiple of ``s`` rows each, with two rows of halo
-    for the 3 x 3 filters and the calibration blur, on threads): the ``_Frame`` of every frame and the ``_Pair``
-    of every other frame with the reference ``r``, whose ``samples`` are the calibration fit's samples, as
-    ``calibrate_to_reference`` takes them at full resolution (every 4th row)."""
+    """Pass 1 over the full-resolution codes in row bands (a multiple of ``s`` rows each, with a row of halo
+    for the 3 x 3 filters, on threads): the ``_Frame`` of every frame and the ``_Pair`` of every other frame
+    with the reference ``r``, whose ``samples`` are the calibration fit's samples (``_calibration_samples``)."""
     n = len(codes)
     h, w = codes[0].shape[-2:]
     lh, lw = -(-h // s), -(-w // s)
     frames = [_Frame((lh, lw), i == r, keep_x) for i in range(n)]
     if keep_x:
-        for f in frames:
-            f.full_x = np.empty((3, h, w), np.float32)
-    pairs = {i: _Pair((lh, lw), s > 1) for i in range(n) if i != r}
+        for f, c in zip(frames, codes):
+            f.full_x = np.empty((3, h, w), np.float32) if c.dtype != np.uint8 else None
+    pairs = {i: _Pair((lh, lw), s > 1, calibrate) for i in range(n) if i != r}
     one = np.zeros(256, np.float32)
     one[255] = 1.0
     kern = np.ones((3, 3), np.uint8)
-    kb = _gauss(BLUR_SIGMA)
-    halo = max(1, len(kb) // 2) if calibrate or s > 1 else 0
+    halo = 1 if s > 1 else 0
     big = np.float32(1e30)  # "no valid pixel" (times any calibration gain stays finite)
-    samples: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = {i: {} for i in pairs}
-
-    def grey_log(x: list[np.ndarray]) -> np.ndarray:
-        logs = [np.log(np.maximum(a, np.float32(1e-12))) for a in x]
-        return (logs[0] + logs[1] + logs[2]) / np.float32(3)
 
     def band(r0: int, r1: int) -> None:
         rows, low = slice(r0, r1), slice(r0 // s, -(-r1 // s))
@@ -279,28 +275,52 @@ def _reduce(codes: list[np.ndarray], tabs: list[_Tables], r: int, s: int, calibr
                 if s > 1:  # per pixel where the reference is clipped and the frame well exposed, the 3 x 3 max / min of
                     # the frame (as the full-resolution tests); for the block its most extreme one (no such pixel: +-big)
                     w_i = wells[i][c][inner]
-                    on_sat = cv2.bitwise_and(w_i, clips[c][0]) > 0
-                    on_dark = cv2.bitwise_and(w_i, clips[c][1]) > 0
-                    pr.XMAX[c, low] = _down_extreme(np.where(on_sat, cv2.dilate(exts[i][c], kern)[inner], big), s, cv2.erode)
-                    pr.XMIN[c, low] = _down_extreme(np.where(on_dark, cv2.erode(exts[i][c], kern)[inner], -big), s, cv2.dilate)
-            take = [y - e0 for y in range(r0 + (-r0) % 4, r1, 4)]  # every 4th image row in this band
-            if calibrate and take:
-                # calibrate_to_reference: radiance blurred over the pixels well exposed in every channel of both
-                pa = cv2.LUT(cv2.bitwise_and(cv2.bitwise_and(both[0], both[1]), both[2]), one)
-                den = _blur(pa, kb)[take]
-                keep = den > 0.5
-                np.maximum(den, np.float32(1e-6), out=den)
-                xb = [[np.where(keep, _blur(cv2.multiply(exts[j][c], pa), kb)[take] / den, exts[j][c][take]) for c in range(3)]
-                      for j in (i, r)]
-                sel = pa[take] > 0
-                samples[i][r0] = (grey_log(xb[0])[sel], grey_log(xb[1])[sel])
+                    for clip, plane, op, grow, none in ((clips[c][0], pr.XMAX, cv2.erode, cv2.dilate, big),
+                                                        (clips[c][1], pr.XMIN, cv2.dilate, cv2.erode, -big)):
+                        on = cv2.bitwise_and(w_i, clip)
+                        if cv2.countNonZero(on):
+                            plane[c, low] = _down_extreme(np.where(on > 0, grow(exts[i][c], kern)[inner], none), s, op)
+                        else:  # no such pixel in the band (the common case away from highlights): the same, cheaply
+                            plane[c, low] = none
+            if calibrate:  # block sums over the pixels well exposed in every channel of both
+                pa = cv2.LUT(cv2.bitwise_and(cv2.bitwise_and(both[0], both[1]), both[2])[inner], one)
+                pr.PA[low] = _down(pa, s)
+                for j, src in enumerate((i, r)):
+                    for c in range(3):
+                        pr.XA[j, c, low] = _down(cv2.multiply(exts[src][c][inner], pa), s)
 
     rows = max(s, (BAND_PIXELS // 4) // max(w, 1) // s * s)
-    _parallel(lambda r0: band(r0, min(h, r0 + rows)), list(range(0, h, rows)))
-    for i, pr in pairs.items():
-        parts = [samples[i][k] for k in sorted(samples[i])]
-        pr.samples = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])) if parts else None
+    parallel_map(lambda r0: band(r0, min(h, r0 + rows)), list(range(0, h, rows)))
+    if calibrate:
+        for i, pr in pairs.items():
+            pr.samples = _calibration_samples(pr, frames[i], frames[r], s)
+            pr.PA = pr.XA = None
     return frames, pairs
+
+
+def _calibration_samples(pair: _Pair, fi: _Frame, fr: _Frame, s: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The samples of ``calibrate_to_reference``: channel-mean log radiance of the frame and of the reference,
+    Gaussian-blurred over the pixels well exposed in every channel of both (``BLUR_SIGMA``), at every 4th image
+    row, where such a pixel is. With blocks (``s`` > 1) the same from the block sums (``PA``, ``XA``) with the
+    blur narrowed as in the ghost test (block averaging plus blur smooth as much as the full-resolution blur),
+    at every ``4 / s``-th block row (every block row for ``s`` >= 4): the same rows, block means for pixels. With
+    ``s`` = 1 these are the float path's samples."""
+    step = max(1, 4 // s)
+    k = _gauss(math.sqrt(max(BLUR_SIGMA**2 - (s * s - 1) / 12.0, 0.0)) / s)
+    den = _blur(pair.PA, k)[::step]
+    keep = den > 0.5
+    np.maximum(den, np.float32(1e-6), out=den)
+    sel = pair.PA[::step] > 0
+    if not sel.any():
+        return None
+    logs = []
+    for j, f in enumerate((fi, fr)):
+        acc = np.zeros(den.shape, np.float32)
+        for c in range(3):
+            xb = np.where(keep, _blur(pair.XA[j, c], k)[::step] / den, f.x[c][::step])
+            acc += np.log(np.maximum(xb, np.float32(1e-12)))
+        logs.append((acc / np.float32(3))[sel])
+    return logs[0], logs[1]
 
 
 class _Test:
@@ -402,9 +422,11 @@ def _soften(ghost: np.ndarray, s: int, shape: tuple[int, int]) -> np.ndarray:
     clean = (total / count >= least).astype(np.uint8)
     if s > 1:  # each block's decision to its pixels
         h, w = shape
-        clean = np.ascontiguousarray(np.repeat(np.repeat(clean, s, axis=0), s, axis=1)[:h, :w])
-    dil = cv2.dilate(clean, np.ones((2 * DILATION + 1, 2 * DILATION + 1), np.uint8)).astype(np.float32)
-    soft = _blur(dil, _gauss(DILATION / 2))
+        lh, lw = clean.shape
+        clean = np.ascontiguousarray(cv2.resize(clean, (lw * s, lh * s), interpolation=cv2.INTER_NEAREST)[:h, :w])
+    dil = cv2.dilate(clean, np.ones((2 * DILATION + 1, 2 * DILATION + 1), np.uint8))
+    k = _gauss(DILATION / 2)
+    soft = cv2.sepFilter2D(dil, cv2.CV_32F, k, k, borderType=cv2.BORDER_REPLICATE)  # the 0/1 plane, blurred in float32
     soft[soft > 1 - 1e-6] = 1.0
     soft[soft < 1e-6] = 0.0
     return soft
@@ -435,18 +457,17 @@ def _fit_log_correction(li: np.ndarray, lr: np.ndarray, bins: int = CALIBRATION_
     if not hi > lo:
         return np.zeros(1), np.array([float(_lower_median(d))])
     edges = np.linspace(float(lo), float(hi), bins + 1, dtype=np.float32)[1:-1]
-    idx = np.searchsorted(edges, m, side="left")
+    idx = np.searchsorted(edges, m, side="left").astype(np.int16)
     counts = np.bincount(idx, minlength=bins)
-    order = np.lexsort((d, idx))  # by bin, then by d within the bin (stable)
+    order = np.argsort(idx, kind="stable")  # grouped by bin (a radix sort); medians by partition within each bin
     ds, ms = d[order], m[order]
     starts = np.cumsum(counts) - counts
     keep = counts >= max(20, int(0.002 * li.size))
     if not keep.any():
         return np.zeros(1), np.array([float(_lower_median(d))])
     sel = np.flatnonzero(keep)
-    mid = starts[sel] + (counts[sel] - 1) // 2
-    knots = np.array([_lower_median(ms[starts[k] : starts[k] + counts[k]].copy()) for k in sel], np.float32)
-    vals = ds[mid]
+    knots = np.array([_lower_median(ms[starts[k] : starts[k] + counts[k]]) for k in sel], np.float32)
+    vals = np.array([_lower_median(ds[starts[k] : starts[k] + counts[k]]) for k in sel], np.float32)
     good = np.concatenate([[True], knots[1:] > knots[:-1] + np.float32(1e-6)])
     knots, vals = knots[good], vals[good]
     start = int(np.argmax(counts[sel][good]))
@@ -488,12 +509,6 @@ def _log_grey(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _parallel(fn, items: list) -> list:
-    from hdrkit.align.warp import parallel_map
-
-    return parallel_map(fn, items)
-
-
 def merge_codes(
     codes: list[list[tuple[np.ndarray, int]]],
     times: torch.Tensor,
@@ -533,7 +548,7 @@ def merge_codes(
     for b in range(b_):
         r = int(reference[b])
         tb = [float(times[b, i]) for i in range(n)]
-        tabs = [_Tables(codes[b][i][1], tb[i], response, noise, noise_bits) for i in range(n)]
+        tabs = parallel_map(lambda i: _Tables(codes[b][i][1], tb[i], response, noise, noise_bits), list(range(n)))
         t_ref = torch.tensor(tb[r], dtype=torch.float64)
         levels = tuple((response.inverse(torch.full((1, 3, 1, 1), code, dtype=torch.float32)).double() / t_ref).reshape(3).numpy()
                        for code in (sat_code, dark_code))
@@ -548,14 +563,14 @@ def merge_codes(
             fit = None
             if calibrate:
                 fit = _compose(*_calibration(pair))
-                lx = np.log(np.maximum(np.stack(frames[i].x), 1e-12)).mean(axis=0, dtype=np.float32)
+                lx = _log_grey(frames[i].x)
                 gain = np.exp(_correction(lx, fit))
                 mask_cal = _soften(test.ghost(gain), s, (h, w))
                 if mask_cal.mean(dtype=np.float64) < mask.mean(dtype=np.float64):
                     return mask_cal, fit
             return mask, None
 
-        found = dict(zip(others, _parallel(detect, others)))
+        found = dict(zip(others, parallel_map(detect, others)))
         pairs = None  # the pass-1 arrays are not needed by the merge
         soft = {i: found[i][0] for i in others}
         fits = {i: found[i][1] for i in others}
@@ -575,8 +590,10 @@ def merge_codes(
             xs, ms = {}, {}
             for i in range(n):
                 c_i, tab = codes[b][i][0][:, rows], tabs[i]
-                if cached:
-                    x = frames[i].full_x[:, rows].copy()
+                if frames[i].full_x is not None:  # read only, unless the calibration gain scales it
+                    x = frames[i].full_x[:, rows]
+                    if fits.get(i) is not None:
+                        x = x.copy()
                 else:
                     x = np.empty((3, bh, w), np.float32)
                     for c in range(3):
@@ -630,4 +647,4 @@ def _bands(height: int, width: int, fn) -> None:
     """``fn(r0, r1)`` over row bands of about ``BAND_PIXELS / 4`` pixels (the merge holds a dozen
     planes per band) on ``torch.get_num_threads()`` threads."""
     rows = max(1, min(height, (BAND_PIXELS // 4) // max(width, 1)))
-    _parallel(lambda r0: fn(r0, min(height, r0 + rows)), list(range(0, height, rows)))
+    parallel_map(lambda r0: fn(r0, min(height, r0 + rows)), list(range(0, height, rows)))

@@ -68,15 +68,15 @@ def as_code_indices(ldr: torch.Tensor, bits: int | None, index_dtype=np.int32) -
         run_bands(rows.shape[0], w, check)
         return None if bad else torch.from_numpy(out).view(ldr.shape)
     out = np.empty(planes.shape, index_dtype)
-    scaled, nearest = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
+    scaled, codes, diff = np.empty((h, w), np.float32), np.empty((h, w), np.uint16), np.empty((h, w), np.float32)
     for p, o in zip(planes, out):
-        np.multiply(p, np.float32(peak), out=scaled)
-        np.clip(scaled, 0, peak, out=nearest)
-        np.rint(nearest, out=nearest)
-        # |z * peak - round(z * peak)| in code steps (NaN, Inf or outside [0, 1] fail too)
-        if not cv2.checkRange(cv2.absdiff(scaled, nearest), True, 0.0, tol * peak)[0]:
+        cv2.multiply(p, float(np.float32(peak)), dst=scaled)
+        cv2.multiply(scaled, 1.0, dst=codes, dtype=cv2.CV_16U)  # round half to even, saturated to [0, 65535]
+        # z * peak - round(z * peak) in code steps (NaN, Inf or outside [0, 1] fail too)
+        cv2.subtract(scaled, codes, dst=diff, dtype=cv2.CV_32F)
+        if not cv2.checkRange(diff, True, -tol * peak, tol * peak)[0]:
             return None
-        np.copyto(o, nearest, casting="unsafe")
+        np.copyto(o, codes, casting="unsafe")
     return torch.from_numpy(out).view(ldr.shape)
 
 
