@@ -13,7 +13,7 @@
 - convex combinations and compositions ``b(a(x))`` of two such curves.
 
 Their principal components (:func:`hdrkit.camera.emor2004.shipped_basis`) play the role of
-Grossberg & Nayar's EMoR basis when ``emor.txt`` is not available. Least-squares fits of the 151
+Grossberg & Nayar's EMoR basis when ``invemor.txt`` is not available. Least-squares fits of the 151
 public DoRF curves leave an inverse-response RMS of median 0.0008, max 0.014 with 7 components and
 median 0.0002, max 0.0095 with 11 (the first 11 of ``emor.txt``: 0.0003, 0.004), without the
 basis having seen any measured curve.
