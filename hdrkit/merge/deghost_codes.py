@@ -34,6 +34,7 @@ import torch
 
 from hdrkit.camera.exposure import NoiseModel
 from hdrkit.camera.response import Response
+from hdrkit.merge import deghost as DG
 from hdrkit.merge import weights as W
 from hdrkit.merge.deghost import BLUR_SIGMA, CALIBRATION_BINS, CALIBRATION_MAX_SLOPE, DILATION, MIN_FRACTION, outside_score
 from hdrkit.merge.lut import BAND_PIXELS, as_code_indices, channel_max, gather
@@ -566,7 +567,7 @@ def merge_codes(
                 lx = _log_grey(frames[i].x)
                 gain = np.exp(_correction(lx, fit))
                 mask_cal = _soften(test.ghost(gain), s, (h, w))
-                if mask_cal.mean(dtype=np.float64) < mask.mean(dtype=np.float64):
+                if mask_cal.mean(dtype=np.float64) < DG.CALIBRATION_KEEP * mask.mean(dtype=np.float64):
                     return mask_cal, fit
             return mask, None
 
