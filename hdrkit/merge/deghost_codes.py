@@ -283,7 +283,7 @@ def _reduce(codes: list[np.ndarray], tabs: list[_Tables], r: int, s: int, calibr
                             plane[c, low] = _down_extreme(np.where(on > 0, grow(exts[i][c], kern)[inner], none), s, op)
                         else:  # no such pixel in the band (the common case away from highlights): the same, cheaply
                             plane[c, low] = none
-            if calibrate:  # block sums over the pixels well exposed in every channel of both
+            if calibrate:  # block means over the pixels well exposed in every channel of both
                 pa = cv2.LUT(cv2.bitwise_and(cv2.bitwise_and(both[0], both[1]), both[2])[inner], one)
                 pr.PA[low] = _down(pa, s)
                 for j, src in enumerate((i, r)):
@@ -302,7 +302,7 @@ def _reduce(codes: list[np.ndarray], tabs: list[_Tables], r: int, s: int, calibr
 def _calibration_samples(pair: _Pair, fi: _Frame, fr: _Frame, s: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The samples of ``calibrate_to_reference``: channel-mean log radiance of the frame and of the reference,
     Gaussian-blurred over the pixels well exposed in every channel of both (``BLUR_SIGMA``), at every 4th image
-    row, where such a pixel is. With blocks (``s`` > 1) the same from the block sums (``PA``, ``XA``) with the
+    row, where such a pixel is. With blocks (``s`` > 1) the same from the block means (``PA``, ``XA``) with the
     blur narrowed as in the ghost test (block averaging plus blur smooth as much as the full-resolution blur),
     at every ``4 / s``-th block row (every block row for ``s`` >= 4): the same rows, block means for pixels. With
     ``s`` = 1 these are the float path's samples."""
