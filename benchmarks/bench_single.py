@@ -5,7 +5,8 @@ Run: python benchmarks/bench_single.py [--pairs 24] [--seed 2024] [--split valid
                                        [--previews DIR] [--out benchmarks/results/single_image.md]
 
 For every registered single-image method (``hdrkit methods``: kind ``single``; learned ones only when their
-weights are shipped or given with ``--weights``):
+weights are shipped or given with ``--weights``; the others get speed and memory rows only, measured with random
+weights, ``--untrained``):
 
 - accuracy on ``--pairs`` held-out LDR/HDR pairs synthesized (``hdrkit.data.synthesize_dataset``,
   ``single_image=True``) from the ``--split`` radiance maps (``hdrkit.data.splits``; default the validation
@@ -204,6 +205,34 @@ def report(args, acc: dict, speed: dict, params: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def random_weights(name: str, folder: Path) -> Path:
+    """A randomly initialized ``name`` saved as safetensors in ``folder`` (for speed and memory only)."""
+    from hdrkit.models import MODELS
+    from hdrkit.models.weights import save_weights
+
+    torch.manual_seed(0)
+    path = folder / f"{name}_random.safetensors"
+    save_weights(MODELS[name](), path)
+    return path
+
+
+def untrained_report(args, names: list[str], speed: dict, params: dict) -> str:
+    if not names or not speed:
+        return ""
+    w, h = args.size
+    rows = []
+    for n in names:
+        s32, s16 = speed.get((n, "fp32"), {}), speed.get((n, "bf16"), {})
+        rows.append([n, format(params[n], ",d"), format(med(s32), ".3f") if s32 else "-", format(med(s16), ".3f") if s16 else "-",
+                     mem(s32), mem(s16)])
+    return "\n".join([
+        "", "## Learned methods without shipped weights: cost per photo", "",
+        f"Registered networks that ship no weights yet (not trained to a useful point, see their model files and the README), "
+        f"measured with randomly initialized weights (the same arithmetic as trained ones; `--untrained`): seconds and peak "
+        f"RSS in MiB per {w}x{h} photo, as above. Their accuracy is not reported.", "",
+        table(["method", "parameters", "s fp32", "s bf16", "MiB fp32", "MiB bf16"], rows), ""])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=24)
@@ -218,6 +247,9 @@ def main() -> None:
     ap.add_argument("--previews", type=Path)
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench_single")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "single_image.md")
+    ap.add_argument("--untrained", nargs="*", default=None,
+                    help="learned methods measured for speed and memory only, with randomly initialized weights (the same "
+                         "arithmetic as trained ones); default: every learned single-image method without weights")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--dtype", default="fp32", help=argparse.SUPPRESS)
     ap.add_argument("--photo", help=argparse.SUPPRESS)
@@ -233,15 +265,20 @@ def main() -> None:
     acc = {n: accuracy(n, pairs, weights) for n in names}
     acc.update({label: accuracy(m, pairs, weights, o) for label, (m, o) in VARIANTS.items() if m in names})
     params = {n: parameters(n, weights) for n in names}
+    untrained = [n for n in single_methods(args.untrained) if all_methods()[n].learned and n not in names] if args.untrained != [] else []
     speed = {}
     if not args.no_speed:
         with tempfile.TemporaryDirectory() as tmp:
             photo_path = Path(tmp) / "photo.npy"
             np.save(photo_path, photo(*args.size))
             speed = {(n, d): spawn(args, photo_path, n, d) for n in names for d in ("fp32", "bf16")}
+            for n in untrained:
+                args.weights.append(f"{n}={random_weights(n, Path(tmp))}")
+                params[n] = parameters(n, weights)
+                speed.update({(n, d): spawn(args, photo_path, n, d) for d in ("fp32", "bf16")})
     if args.previews:
         previews(names, weights, args.previews)
-    text = report(args, acc, speed, params)
+    text = report(args, acc, speed, params) + untrained_report(args, untrained, speed, params)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
