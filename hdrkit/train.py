@@ -277,16 +277,31 @@ def _prepare_scene(folder: Path, model, data: DataConfig, calibrate: bool) -> Pr
                          {k: v[0].numpy() for k, v in priors.items()}, response, bits)
 
 
-def _prepare_pair(ldr_path: Path, model) -> PreparedScene:
-    """A single-exposure pair as a one-frame scene (t = 1, reference 0); priors computed without a response."""
+INVERSE_RESPONSE_SAMPLES = 1024
+"""Codes at which a pair's true inverse response is sampled for networks that train on it (``linspace(0, 1, n)``)."""
+
+
+def _prepare_pair(ldr_path: Path, model, shared: Path) -> PreparedScene:
+    """A single-exposure pair as a one-frame scene (t = 1, reference 0); priors computed without a response.
+
+    A network whose ``training_priors`` name ``'inverse_response'`` (SingleHDR) also gets the pair's true inverse
+    response, rebuilt from the pairs' ``meta.json`` (DoRF / EMoR curves from ``shared``'s ``crf`` folder), as a
+    (3, ``INVERSE_RESPONSE_SAMPLES``) per-scene prior: patches keep it whole and permute it with the colours.
+    """
+    from hdrkit.data.synthetic import response_from_info
     from hdrkit.io import read_hdr, read_ldr
 
     ldr = read_ldr(ldr_path).image.float()[None, None]
     hdr = read_hdr(ldr_path.with_suffix(".hdr")).float()
     times, ref = torch.ones(1, 1), torch.zeros(1, dtype=torch.long)
     with torch.no_grad():
-        priors = model.prepare(ldr, times, ref, None)
-    return PreparedScene(ldr_path.stem, ldr[0], times[0], hdr, 0, {k: v[0].numpy() for k, v in priors.items()}, None, 8)
+        priors = {k: v[0].numpy() for k, v in model.prepare(ldr, times, ref, None).items()}
+    if "inverse_response" in getattr(model, "training_priors", ()):
+        info = json.loads((ldr_path.parent / "meta.json").read_text())[ldr_path.stem]["response"]
+        response = response_from_info(info, shared / "crf" / "dorf_public_151.npz", shared / "crf" / "emor.txt")
+        z = torch.linspace(0, 1, INVERSE_RESPONSE_SAMPLES, dtype=torch.float64).view(1, 1, -1, 1).expand(1, 3, -1, 1)
+        priors["inverse_response"] = response.inverse(z).reshape(3, -1).float().numpy()
+    return PreparedScene(ldr_path.stem, ldr[0], times[0], hdr, 0, priors, None, 8)
 
 
 def is_single_image(model) -> bool:
@@ -311,7 +326,9 @@ def build_scenes(cfg: TrainConfig, model, split: str = "training", progress: boo
         bad = [i for i, (g, *_) in enumerate(plan) if g.bits != 8]
         if bad:
             raise HdrkitError(f"data.groups[{bad[0]}]: single-image pairs are 8-bit photos; set bits: 8")
-    key = _hash([getattr(model, "priors_key", None) or type(model).__name__, data.align, split, 3, *(["pairs"] if pairs else [])])
+    key = _hash([getattr(model, "priors_key", None) or type(model).__name__, data.align, split, 3, *(["pairs"] if pairs else []),
+                 *getattr(model, "training_priors", ())])
+    shared = (Path(data.hdr_root) if data.hdr_root else default_data_root() / "hdr").parent
     scenes = []
     for g, gi, seed, crop in plan:
         folders = _synth(data, g, gi, split, g.scenes, crop, seed, pairs)
@@ -327,7 +344,7 @@ def build_scenes(cfg: TrainConfig, model, split: str = "training", progress: boo
                 scenes.append(PreparedScene(meta["name"], torch.from_numpy(z["ldr"]), torch.from_numpy(z["times"]),
                                             torch.from_numpy(z["hdr"]), meta["reference"], priors, None, meta["bits"]))
                 continue
-            s = _prepare_pair(folder, model) if pairs else _prepare_scene(folder, model, data, calibrate)
+            s = _prepare_pair(folder, model, shared) if pairs else _prepare_scene(folder, model, data, calibrate)
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".tmp.npz")
             np.savez(tmp, ldr=s.ldr.numpy(), times=s.exposure_times.numpy(), hdr=s.hdr.numpy(),

@@ -40,8 +40,8 @@ def toy(monkeypatch):
     return "toy_single"
 
 
-def _config(tmp_path: Path, model: str, **data) -> Path:
-    raw = {"model": model, "out_dir": str(tmp_path / "run"), "steps": 2, "batch_size": 2, "lr": 1e-3,
+def _config(tmp_path: Path, model: str, model_options: dict | None = None, **data) -> Path:
+    raw = {"model": model, "model_options": model_options or {}, "out_dir": str(tmp_path / "run"), "steps": 2, "batch_size": 2, "lr": 1e-3,
            "warmup_steps": 1, "log_every": 1, "val_every": 0, "checkpoint_minutes": 0.0, "loss": "log_l1",
            "data": {"source": "procedural", "cache_dir": str(tmp_path / "cache"), "crop": 64, "patch": 32,
                     "clip": [0.02, 0.1], "groups": [{"scenes": 2, "response": "gamma", "bits": 8}], **data}}
@@ -93,3 +93,39 @@ def test_validation_on_validation_split_pairs(tmp_path, toy, data_dir):
     val = last["val"]
     assert set(val) == {"log2_rmse_clipped", "log2_rmse_exposed"}
     assert 0 < val["log2_rmse_exposed"] < val["log2_rmse_clipped"] < 10
+
+
+def test_singlehdr_trains_on_pairs_with_their_true_inverse_response(tmp_path):
+    """SingleHDR's stages need each pair's true inverse response: train.py rebuilds it from the pairs' meta.json
+    (gamma 2.2 here: z ** 2.2), keeps it whole in patches and permutes it with the colours."""
+    from hdrkit.data.patches import PatchDataset
+    from hdrkit.models.singlehdr2020 import SingleHDR
+
+    p = _config(tmp_path, "singlehdr", model_options={"stage": "linearization"})
+    cfg = load_config(p)
+    scenes = build_scenes(cfg, SingleHDR(stage="linearization"))
+    z = torch.linspace(0, 1, 1024, dtype=torch.float64)
+    for s in scenes:
+        g = torch.as_tensor(s.priors["inverse_response"])
+        assert g.shape == (3, 1024) and torch.allclose(g.double(), (z ** 2.2).expand(3, -1), atol=1e-6)
+    scenes[0].priors["inverse_response"] = torch.stack([z * 0 + 0.1, z * 0 + 0.2, z * 0 + 0.3]).float().numpy()
+    items = [PatchDataset(scenes, 32, augment=True, seed=s)[0] for s in range(12)]
+    firsts = {tuple(round(float(v), 3) for v in it["priors"]["inverse_response"][:, 0]) for it in items}
+    assert firsts <= {perm for perm in __import__("itertools").permutations((0.1, 0.2, 0.3))} and len(firsts) > 1
+    last = fit(cfg, progress=False)
+    assert last["step"] == 2 and torch.isfinite(torch.tensor(last["loss"]))
+
+
+def test_responses_rebuild_from_their_descriptions(data_dir):
+    import numpy as np
+
+    from hdrkit.data.synthetic import response_from_info, sample_response
+
+    crf = data_dir / "crf"
+    z = torch.linspace(0, 1, 9, dtype=torch.float64).view(1, 1, -1, 1).expand(1, 3, -1, 1)
+    for family in ("gamma", "srgb", "dorf", "emor"):
+        resp, info = sample_response(family, np.random.default_rng(3), crf / "dorf_public_151.npz", crf / "emor.txt")
+        again = response_from_info(info, crf / "dorf_public_151.npz", crf / "emor.txt")
+        assert torch.allclose(resp.inverse(z).double(), again.inverse(z).double(), atol=1e-7), family
+    with pytest.raises(HdrkitError, match="needs its source file"):
+        response_from_info({"family": "dorf", "index": 3})

@@ -38,7 +38,8 @@ class PatchDataset(torch.utils.data.Dataset):
     (shortest 1), ``hdr`` (3, p, p) float32 radiance in units of the shortest exposure,
     ``reference`` (int) and ``scene`` (int index). Scenes with different N cannot share a batch.
     A scene with a ``priors`` attribute (a dict of spatial arrays ``(..., H, W)``, e.g. a network's
-    ``prepare`` output) has them cropped and augmented alike, as item ``priors``.
+    ``prepare`` output) has them cropped and augmented alike, as item ``priors``; 2-D priors ``(C, K)`` are
+    per-scene curves (e.g. a true inverse response per channel): kept whole, channels permuted with the colours.
     """
 
     def __init__(self, scenes, patch_size: int | tuple[int, int] = 128, patches_per_scene: int = PATCHES_PER_SCENE,
@@ -86,11 +87,11 @@ class PatchDataset(torch.utils.data.Dataset):
         box = random_crop_box(rng, h, w, self.patch)
         ldr = np.ascontiguousarray(crop(self.ldr[k], box))
         hdr = np.ascontiguousarray(crop(self.hdr[k], box))
-        priors = {name: crop(v, box) for name, v in self.priors[k].items()}
+        priors = {name: v if v.ndim == 2 else crop(v, box) for name, v in self.priors[k].items()}
         if self.augment:
             aug = sample_augmentation(rng)
             ldr, hdr = apply_augmentation_np(ldr, aug), apply_augmentation_np(hdr, aug)
-            priors = {name: apply_augmentation_np(v, aug) for name, v in priors.items()}
+            priors = {name: _augment_prior(v, aug) for name, v in priors.items()}
         ldr = torch.from_numpy(ldr.astype(np.float32) * np.float32(1.0 / _CODE_SCALE))
         hdr = torch.from_numpy(hdr)
         item = {"ldr": ldr, "exposure_times": self.times[k].clone(), "hdr": hdr,
@@ -98,3 +99,11 @@ class PatchDataset(torch.utils.data.Dataset):
         if priors:
             item["priors"] = {name: torch.from_numpy(np.ascontiguousarray(v)) for name, v in priors.items()}
         return item
+
+
+def _augment_prior(v: np.ndarray, aug) -> np.ndarray:
+    """A prior under ``aug``: spatial ``(..., C, H, W)`` as the images; a per-scene ``(3, K)`` curve only has its
+    channels permuted (``(C, K)`` with ``C != 3`` stays)."""
+    if v.ndim != 2:
+        return apply_augmentation_np(v, aug)
+    return np.ascontiguousarray(v[list(aug.permutation)]) if v.shape[0] == 3 else v

@@ -34,6 +34,7 @@ __all__ = [
     "normalize_scene",
     "random_homography",
     "sample_response",
+    "response_from_info",
 ]
 
 SATURATION_QUANTILE = 0.995
@@ -381,6 +382,24 @@ def sample_response(family: str, rng: np.random.Generator, dorf_path=None, emor_
                 break
         return emor_response(emor, c), {"family": "emor", "coeffs": [round(float(v), 6) for v in c], "source": Path(emor_path).name}
     raise HdrkitError(f"unknown response_family {family!r}: use gamma, srgb, dorf or emor")
+
+
+def response_from_info(info: dict, dorf_path=None, emor_path=None) -> Response:
+    """The response that ``sample_response`` described as ``info`` (as recorded in a dataset's ``meta.json``);
+    DoRF and EMoR descriptions need the same files they were drawn from."""
+    from hdrkit.camera.response import SRGBResponse, emor_response, load_dorf, load_emor
+
+    fam = (info or {}).get("family")
+    if fam == "gamma":
+        return GammaResponse(float(info.get("gamma", 2.2)))
+    if fam == "srgb":
+        return SRGBResponse()
+    if fam == "dorf" and dorf_path is not None:
+        return load_dorf(dorf_path, int(info["index"]))
+    if fam == "emor" and emor_path is not None:
+        return emor_response(load_emor(emor_path), np.asarray(info["coeffs"], dtype=np.float64))
+    raise HdrkitError(f"cannot rebuild the camera response {info!r}: a {fam} response needs its source file "
+                      "(the DoRF .npz or emor.txt it was drawn from)")
 
 
 def _list_sources(sources) -> list[Path] | None:

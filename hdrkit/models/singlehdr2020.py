@@ -63,8 +63,8 @@ Training (``training_loss``, ``stage`` in ``model_options``), stage-wise then jo
 
 Every stage needs the true inverse response of each sample: ``priors['inverse_response']`` (B, 1 or 3, 1024),
 the inverse curve at ``linspace(0, 1, 1024)`` codes (per channel, permuted with the colour augmentation).
-``hdrkit.train``'s single-image pairs record their response in ``meta.json`` but do not pass it to the batch
-yet; until they do, ``training_loss`` refuses in one line.
+``hdrkit.train`` rebuilds it for every single-image pair from the pairs' ``meta.json`` (``training_priors``);
+other callers of ``training_loss`` without it get a one-line refusal.
 VGG weights cannot be downloaded here: ``vgg19_weights`` (torchvision's ``vgg19-dcbb9e9d.pth`` layout, read
 with DFGNet's loader) adds ``L_p``; without it the term is left out, and the weights' model card says so.
 
@@ -417,6 +417,7 @@ class SingleHDR(MergeNet):
 
     frames = 1
     size_divisor = SIZE_DIVISOR
+    training_priors = ("inverse_response",)  # hdrkit.train adds each pair's true inverse response
     context = UNET_RADIUS  # refine tiles only the Refinement-Net (prepare tiles the other stages)
     bytes_per_pixel = UNET_BYTES_PER_PIXEL
 
