@@ -37,7 +37,7 @@ from hdrkit.camera.response import Response
 from hdrkit.merge import deghost as DG
 from hdrkit.merge import weights as W
 from hdrkit.merge.deghost import BLUR_SIGMA, CALIBRATION_BINS, CALIBRATION_MAX_SLOPE, DILATION, MIN_FRACTION, outside_score
-from hdrkit.merge.lut import BAND_PIXELS, as_code_indices, channel_max, gather
+from hdrkit.merge.lut import BAND_PIXELS, as_code_indices, channel_max, gather, run_bands
 from hdrkit.parallel import parallel_map
 
 __all__ = ["MASK_PIXELS", "mask_factor", "frame_codes", "merge_codes"]
@@ -630,7 +630,7 @@ def merge_codes(
                 fb_mask = np.where(ref_sat, _mask_or_zero(ms[short], (bh, w)), _mask_or_zero(ms[long], (bh, w)))
                 np.copyto(num, np.where((fb_mask < 0.5)[None], static_fb, xs[r]), where=zero)
 
-        _bands(h, w, band)
+        run_bands(h, w, band, BAND_PIXELS // 4)  # the merge holds a dozen planes per band
         if return_masks:
             for i in others:
                 m = soft[i]
@@ -642,10 +642,3 @@ def merge_codes(
 
 def _mask_or_zero(m: np.ndarray | None, shape) -> np.ndarray:
     return np.zeros(shape, np.float32) if m is None else m
-
-
-def _bands(height: int, width: int, fn) -> None:
-    """``fn(r0, r1)`` over row bands of about ``BAND_PIXELS / 4`` pixels (the merge holds a dozen
-    planes per band) on ``torch.get_num_threads()`` threads."""
-    rows = max(1, min(height, (BAND_PIXELS // 4) // max(width, 1)))
-    parallel_map(lambda r0: fn(r0, min(height, r0 + rows)), list(range(0, height, rows)))

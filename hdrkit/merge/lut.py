@@ -10,12 +10,13 @@ Float brackets whose values all lie on the code grid of ``bits`` (``k / (2^bits 
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import cv2
 import numpy as np
 import torch
+
+from hdrkit.parallel import parallel_map
 
 __all__ = ["GRID_TOLERANCE", "BAND_PIXELS", "as_code_indices", "gather", "channel_max", "run_bands"]
 
@@ -95,15 +96,8 @@ def channel_max(planes) -> np.ndarray:
     return np.maximum(np.maximum(a, b), c)
 
 
-def run_bands(height: int, width: int, fn: Callable[[int, int], None]) -> None:
-    """Call ``fn(r0, r1)`` for row bands covering ``height`` rows, on ``torch.get_num_threads()`` threads."""
-    rows = max(1, min(height, BAND_PIXELS // max(width, 1)))
-    bands = [(r, min(height, r + rows)) for r in range(0, height, rows)]
-    workers = min(len(bands), max(1, torch.get_num_threads()))
-    if workers == 1:
-        for r0, r1 in bands:
-            fn(r0, r1)
-        return
-    with ThreadPoolExecutor(workers) as pool:
-        for f in [pool.submit(fn, r0, r1) for r0, r1 in bands]:
-            f.result()
+def run_bands(height: int, width: int, fn: Callable[[int, int], None], pixels: int = BAND_PIXELS) -> None:
+    """Call ``fn(r0, r1)`` for row bands of about ``pixels`` pixels covering ``height`` rows, on
+    ``torch.get_num_threads()`` threads."""
+    rows = max(1, min(height, pixels // max(width, 1)))
+    parallel_map(lambda r0: fn(r0, min(height, r0 + rows)), list(range(0, height, rows)))
