@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from hdrkit.camera.response import Response
+from hdrkit.parallel import parallel_map
 
 __all__ = ["common_exposure_pair", "comparison_images", "rank_matched_pair", "bracket_codes", "area_downsample", "WELL_EXPOSED", "COMPARE_GAMMA",
            "MIN_RANGE_RATIO"]
@@ -69,14 +70,15 @@ def bracket_codes(ldr: torch.Tensor) -> tuple[torch.Tensor | None, int | None]:
     for bits in (8, 16):
         if as_code_indices(sample, bits) is None:
             continue
-        if bits == 8:
-            codes = np.empty(planes.shape, np.uint8)
-            for p, o in zip(planes, codes):
-                cv2.convertScaleAbs(p, dst=o, alpha=255.0)  # round(|z| * 255), saturated
-        else:
-            codes = np.empty(planes.shape, np.uint16)
-            for p, o in zip(planes, codes):
-                np.copyto(o, np.rint(np.clip(p * np.float32(65535), 0, 65535)), casting="unsafe")
+        codes = np.empty(planes.shape, np.uint8 if bits == 8 else np.uint16)
+
+        def convert(k: int) -> None:
+            if bits == 8:
+                cv2.convertScaleAbs(planes[k], dst=codes[k], alpha=255.0)  # round(|z| * 255), saturated
+            else:
+                np.copyto(codes[k], np.rint(np.clip(planes[k] * np.float32(65535), 0, 65535)), casting="unsafe")
+
+        parallel_map(convert, list(range(len(planes))))  # planes on threads
         return torch.from_numpy(codes).view(ldr.shape), bits
     return None, None
 
