@@ -34,9 +34,9 @@ import torch
 
 from hdrkit.camera.exposure import NoiseModel
 from hdrkit.camera.response import Response
-from hdrkit.merge import deghost as DG
 from hdrkit.merge import weights as W
-from hdrkit.merge.deghost import BLUR_SIGMA, CALIBRATION_BINS, CALIBRATION_MAX_SLOPE, DILATION, MIN_FRACTION, outside_score
+from hdrkit.merge.deghost import (BLUR_SIGMA, CALIBRATION_BINS, CALIBRATION_KEEP, CALIBRATION_MAX_SLOPE, DILATION, MIN_FRACTION,
+                                  outside_score)
 from hdrkit.merge.lut import BAND_PIXELS, as_code_indices, channel_max, gather, run_bands
 from hdrkit.parallel import parallel_map
 
@@ -195,7 +195,7 @@ class _Frame:
     unclipped reference pixels in the dense test; the clipped-reference tests take over there).
     ``full_x``: the full-resolution radiance (3, H, W), kept for the merge of small brackets, else None."""
 
-    def __init__(self, shape: tuple[int, int], is_ref: bool, keep_x: bool):
+    def __init__(self, shape: tuple[int, int], is_ref: bool):
         h, w = shape
         f32 = lambda: np.empty((3, h, w), np.float32)  # noqa: E731
         self.x, self.v, self.xmax, self.xmin = f32(), f32(), f32(), f32()
@@ -203,7 +203,6 @@ class _Frame:
         self.sat = np.empty((3, h, w), bool) if is_ref else None
         self.dark = np.empty((3, h, w), bool) if is_ref else None
         self.full_x = None
-        self.keep_x = keep_x
 
 
 class _Pair:
@@ -230,7 +229,7 @@ def _reduce(codes: list[np.ndarray], tabs: list[_Tables], r: int, s: int, calibr
     n = len(codes)
     h, w = codes[0].shape[-2:]
     lh, lw = -(-h // s), -(-w // s)
-    frames = [_Frame((lh, lw), i == r, keep_x) for i in range(n)]
+    frames = [_Frame((lh, lw), i == r) for i in range(n)]
     if keep_x:
         for f, c in zip(frames, codes):
             f.full_x = np.empty((3, h, w), np.float32) if c.dtype != np.uint8 else None
@@ -567,7 +566,7 @@ def merge_codes(
                 lx = _log_grey(frames[i].x)
                 gain = np.exp(_correction(lx, fit))
                 mask_cal = _soften(test.ghost(gain), s, (h, w))
-                if mask_cal.mean(dtype=np.float64) < DG.CALIBRATION_KEEP * mask.mean(dtype=np.float64):
+                if mask_cal.mean(dtype=np.float64) < CALIBRATION_KEEP * mask.mean(dtype=np.float64):
                     return mask_cal, fit
             return mask, None
 
