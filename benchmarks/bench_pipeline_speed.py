@@ -16,6 +16,7 @@ two libraries single-threaded.
 |---|---|---|
 | default pipeline | ``hdr_from_brackets(files)``: read (EXIF), homography alignment, deghosting merge | ``cv2.imread`` x 3, ``AlignMTB``, ``CalibrateDebevec``, ``MergeDebevec`` |
 | MTB alignment | ``align_mtb_ward2003`` on the bracket as read (float32 codes, exposure times, gamma 2.2) | ``AlignMTB.process`` on the decoded frames |
+| MTB alignment, 8-bit codes | ``align_mtb_ward2003`` on the same uint8 frames OpenCV gets (codes in, codes out) | ``AlignMTB.process`` on the decoded frames |
 | debevec, no alignment | ``hdr_from_brackets(files, method='debevec', align_method='none')`` | ``cv2.imread`` x 3, ``MergeDebevec`` with a known response (gamma 2.2 table) |
 
 Further rows (no target) break the default pipeline down: the other ``--align`` choices, and the merges on
@@ -69,7 +70,7 @@ from hdrkit.merge import merge_debevec1997, merge_granados2013  # noqa: E402
 from hdrkit.pipeline import hdr_from_brackets  # noqa: E402
 from hdrkit.report import cpu_name  # noqa: E402
 
-TARGETS = {"default pipeline": 3.0, "MTB alignment": 1.5, "debevec, no alignment": 1.0}
+TARGETS = {"default pipeline": 3.0, "MTB alignment": 1.5, "MTB alignment, 8-bit codes": 1.5, "debevec, no alignment": 1.0}
 
 
 def paired(ours, theirs, reps: int) -> tuple[float, float, float, float]:
@@ -150,10 +151,13 @@ def main() -> None:
         mtb.process(imgs, [np.empty_like(f) for f in imgs])
 
     aligned = align_homography(ldr, t, gamma).ldr[None]
+    codes8 = torch.from_numpy(np.stack([np.ascontiguousarray(im[..., ::-1].transpose(2, 0, 1)) for im in imgs]))  # as decoded, RGB
     cases = [
         ("default pipeline", "hdr_from_brackets (read, homography, deghost)", lambda: hdr_from_brackets(paths),
          "imread + AlignMTB + CalibrateDebevec + MergeDebevec", cv_default),
         ("MTB alignment", "align_mtb_ward2003", lambda: align_mtb_ward2003(ldr, exposure_times=t, response=gamma),
+         "AlignMTB", cv_mtb),
+        ("MTB alignment, 8-bit codes", "align_mtb_ward2003 on the uint8 codes", lambda: align_mtb_ward2003(codes8, exposure_times=t, response=gamma),
          "AlignMTB", cv_mtb),
         ("debevec, no alignment", "hdr_from_brackets(method='debevec', align_method='none')",
          lambda: hdr_from_brackets(paths, method="debevec", align_method="none"),
@@ -195,7 +199,7 @@ def main() -> None:
         args.out.write_text("\n".join(lines) + "\n")
         print(f"-> {args.out}")
     if args.profile:
-        for name, _, ours, _, _ in cases[:3] + cases[3:5]:
+        for name, _, ours, _, _ in cases[:6]:
             print(f"\n## {name}: CPU-time profile, one thread\n{cpu_profile(ours)}")
 
 

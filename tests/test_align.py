@@ -149,6 +149,42 @@ def test_mtb_batched_sorted_reference_and_no_times(scene):
     assert torch.allclose(res2.ldr, res.ldr[0], atol=3 / 255)
 
 
+@pytest.mark.parametrize("dtype,peak", [(torch.uint8, 255), (torch.uint16, 65535)])
+def test_mtb_on_integer_codes_matches_float_path(scene, dtype, peak):
+    ldr = shifted_bracket(scene, [(-7, 12), (0, 0), (5, -3)])
+    codes = (ldr.double() * peak).round().to(dtype)  # 8-bit frames as uint16 codes: k * 257
+    for kw in ({"exposure_times": TIMES}, {}):  # with times (exact fills) and without (estimated ratio)
+        ref = align_mtb_ward2003(ldr if peak == 255 else codes.double().div(peak).float(), **kw)
+        res = align_mtb_ward2003(codes, **kw)
+        assert res.ldr.dtype == dtype and res.info["shifts"].tolist() == ref.info["shifts"].tolist() == [[-7, 12], [0, 0], [5, -3]]
+        assert torch.equal(res.valid, ref.valid)
+        got, want = res.ldr.double() / peak, ref.ldr.double()
+        on = res.valid.expand_as(got)
+        assert torch.equal(got[on], want[on].mul(peak).round() / peak)  # moved codes are exact
+        # fills: the float path rounds them to the 8-bit grid it detects, integer codes to their own
+        assert (got[~on] - want[~on]).abs().max() <= (1e-6 if peak == 255 else 0.5 / 255 + 1e-6)
+
+
+def test_apply_transforms_on_codes(scene):
+    from hdrkit.align.common import bracket_codes
+    from hdrkit.align.warp import apply_transforms
+
+    ldr = warped_bracket(scene, GS)
+    tf = torch.tensor(np.stack([np.linalg.inv(g) for g in GS]))[None]
+    codes, bits = bracket_codes(ldr[None])
+    assert bits == 8
+    float_path, valid = apply_transforms(ldr[None], tf, [1], TIMES[None], bits=bits)
+    code_path, valid_c = apply_transforms(ldr[None], tf, [1], TIMES[None], bits=bits, codes=codes)
+    assert torch.equal(valid, valid_c) and code_path.dtype == torch.float32
+    assert (code_path - float_path).abs().max() <= 1.01 / 65535  # the same 16-bit grid, one step at most
+    assert bracket_codes(code_path)[1] == 16
+    # integer codes in, integer codes out: the resampled frames rounded to their own grid
+    as_codes, valid_i = apply_transforms(codes, tf, [1], TIMES[None])
+    assert as_codes.dtype == torch.uint8 and torch.equal(valid_i, valid)
+    assert (as_codes.float() / 255 - float_path).abs().max() <= 0.5 / 255 + 1e-6
+    assert torch.equal(as_codes[0, 1], codes[0, 1])
+
+
 def test_mtb_large_shift_and_max_bits():
     big = procedural_scene(S + 160, S + 160, seed=3)
     frames = torch.cat([big[..., 80 + oy : 80 + oy + S, 80 + ox : 80 + ox + S] for oy, ox in [(0, 0), (-50, 41)]])

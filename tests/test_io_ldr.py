@@ -83,6 +83,23 @@ def test_jpeg_round_trip_and_orientation(tmp_path):
     assert read_ldr(tmp_path / "o.jpg", orient=False).image.shape == (3, 48, 64)
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_orientation_matches_pillow(tmp_path, orientation):
+    from PIL import ImageOps
+
+    arr = np.round(_smooth().numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+    arr[:5, :9] = (250, 10, 10)  # an asymmetric corner shows every flip and turn
+    exif = Image.Exif()
+    exif[Base.Orientation] = orientation
+    Image.fromarray(arr).save(tmp_path / "o.jpg", exif=exif, quality=95)
+    with Image.open(tmp_path / "o.jpg") as im:
+        want = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+        raw = np.asarray(im.convert("RGB"))
+    got = np.round(read_ldr(tmp_path / "o.jpg").image.numpy() * 255).transpose(1, 2, 0)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.round(read_ldr(tmp_path / "o.jpg", orient=False).image.numpy() * 255).transpose(1, 2, 0), raw)
+
+
 def test_write_ldr_errors(tmp_path):
     img = torch.rand(3, 4, 4)
     with pytest.raises(HdrkitError, match="JPEG is 8-bit"):

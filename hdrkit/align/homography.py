@@ -94,11 +94,13 @@ WORK_SIDE = 512
 ECC_EPS = 1e-6
 """ECC stops when the correlation coefficient improves by less than this."""
 
-FINE_ITERATIONS = 2
-"""ECC iterations on levels finer than ``WORK_SIDE`` (refinement only; at ~0.05 s each on 960x540 the
-costliest step). The scaled-up ``WORK_SIDE`` estimate is within a pixel, and two Gauss-Newton steps settle it:
-on 12 synthetic 1440x1000 homographies (kalantari17_002, known warps, EV -2/0/+2) the corner error was
-0.27 px median, 0.35 px max with 1, 2 or 10 iterations alike (0.38 / 0.59 px with the level skipped)."""
+FINE_ITERATIONS = 1
+"""ECC iterations on levels finer than ``WORK_SIDE`` (refinement only; on 960x540 a call costs ~20 ms of set-up
+plus ~18 ms per iteration, the costliest step). The scaled-up ``WORK_SIDE`` estimate is within a pixel, and
+one Gauss-Newton step settles it: on 12 synthetic 1440x1000 homographies (kalantari17_002, known warps,
+EV -2/0/+2) the corner error was 0.27 px median, 0.35 px max with 1, 2 or 10 iterations alike (0.38 / 0.59 px
+with the level skipped); on 12 more (kalantari17_002 at its EV 0/3/6, 40 px margins cropped) 1, 2 and 4
+iterations gave the same corners to 1e-3 px."""
 
 MAX_CORNER_MOVE = 0.05
 """Sanity bound: the refined homography may move an image corner by at most this fraction of the
@@ -494,7 +496,7 @@ def align_homography(
             note[i] = status
         refs.append(r)
         notes.append(note)
-    aligned, valid = apply_transforms(x, transforms, refs, t, response, bits=bits)
+    aligned, valid = apply_transforms(x, transforms, refs, t, response, bits=bits, codes=codes)
     if not batched:
         return AlignResult(aligned[0], transforms[0], valid[0], refs[0], {"method": notes[0]})
     return AlignResult(aligned, transforms, valid, refs, {"method": notes})

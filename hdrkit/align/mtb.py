@@ -354,7 +354,8 @@ def _frame_shift(frames, times, r, i, max_bits, exclude_range, response, codes, 
         pair = comparison_images(frames[i], frames[r], float(times[i]), float(times[r]), response or GammaResponse(2.2),
                                  codes=None if codes is None else (codes[i], codes[r], bits))
     if pair is None:  # no times or no common radiance range: Ward's invariance to monotonic changes
-        img, ref, clip_f, clip_r = rank_matched_pair(frames[i], frames[r])
+        as_unit = (lambda f: f) if frames.is_floating_point() else (lambda f: f.float() / float(2**bits - 1))  # noqa: E731
+        img, ref, clip_f, clip_r = rank_matched_pair(as_unit(frames[i]), as_unit(frames[r]))
         pair = img, ref, _as255(clip_f), _as255(clip_r)
     img, ref, clip_f, clip_r = pair
     (dy, dx), ok = mtb_shift_arrays(ref, img, clip_r, clip_f, max_bits, exclude_range)
@@ -393,7 +394,9 @@ def align_mtb_ward2003(
     """Align a bracket by integer translations with Ward's median threshold bitmaps.
 
     Args:
-        ldr: (N, 3, H, W) or (B, N, 3, H, W) display-referred codes in [0, 1], RGB.
+        ldr: (N, 3, H, W) or (B, N, 3, H, W) display-referred codes in [0, 1], RGB; or the integer codes
+            as decoded (uint8 / uint16, CPU), the fast path: the frames are then shifted as codes and
+            come back as codes of the same type (fills rounded to the grid).
         reference: reference frame index; default the middle frame by exposure (index ``N // 2``
             of the frames sorted by ``exposure_times``, or by mean code when times are not given).
         max_bits: pyramid levels (largest shift ``2**max_bits - 1`` px).

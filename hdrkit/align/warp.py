@@ -146,7 +146,7 @@ class AlignResult:
     """What every aligner returns.
 
     Attributes:
-        ldr: aligned frames, the input's shape ((N, 3, H, W) or (B, N, 3, H, W)), codes in [0, 1].
+        ldr: aligned frames, the input's shape ((N, 3, H, W) or (B, N, 3, H, W)), codes in [0, 1] (integer codes of the input's type for uint8 / uint16 input).
             Pixels with no source inside their frame are filled with the reference frame
             re-exposed to that frame's exposure (see ``apply_transforms``), so a merge can use
             them without a mask.
@@ -191,7 +191,7 @@ def default_reference(frames: torch.Tensor, exposure_times: torch.Tensor | None)
 
     frames: (N, 3, H, W) codes; exposure_times: (N,) or None.
     """
-    key = exposure_times if exposure_times is not None else frames.mean(dim=(1, 2, 3))
+    key = exposure_times if exposure_times is not None else frames.mean(dim=(1, 2, 3), dtype=torch.float64)
     order = torch.argsort(key.to(torch.float64), stable=True)
     return int(order[frames.shape[0] // 2])
 
@@ -253,6 +253,29 @@ def _warp_frame(frame: np.ndarray, hm: np.ndarray, out: np.ndarray | None = None
     return out, ok[None]
 
 
+def _warp_codes(codes: np.ndarray, bits: int, hm: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_warp_frame`` of a frame given as (3, H, W) uint8 / uint16 codes of ``bits``: each plane is resampled
+    as 16-bit codes (``cv2.warpPerspective``, bilinear, replicated border) and written to the float32
+    ``out`` as ``code / 65535`` (on the 16-bit grid, in [0, 1] by construction). Returns (out, (1, H, W) bool)."""
+    import cv2
+
+    h, w = codes.shape[-2:]
+    scale = (2**16 - 1) // (2**bits - 1) if 65535 % (2**bits - 1) == 0 else None
+    buf = np.empty((h, w), np.uint16)
+    for src, dst in zip(codes, out):
+        if src.dtype == np.uint16 and bits == 16:
+            src16 = src
+        elif scale is not None:  # k / (2^bits - 1) == k * scale / 65535 exactly (8 bits: 257)
+            src16 = cv2.multiply(src, scale, dtype=cv2.CV_16U) if src.dtype == np.uint8 else src * np.uint16(scale)
+        else:  # other depths: nearest 16-bit code
+            src16 = np.rint(src.astype(np.float32) * np.float32(65535 / (2**bits - 1))).astype(np.uint16)
+        cv2.warpPerspective(src16, hm, (w, h), dst=buf, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        np.divide(buf, np.float32(65535), out=dst)  # the float32 nearest to k / 65535, as the float path
+    ones = np.ones((h, w), np.uint8)
+    ok = cv2.warpPerspective(ones, hm, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0) > 0
+    return out, ok[None]
+
+
 def _round_codes(x: torch.Tensor, bits: int | None) -> torch.Tensor:
     """``x`` rounded to the grid ``k / (2^bits - 1)`` (unchanged for ``bits`` None)."""
     if bits is None:
@@ -297,6 +320,7 @@ def apply_transforms(
     response: Response | None = None,
     *,
     bits: int | None = None,
+    codes: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp every frame to its reference and fill uncovered pixels with the re-exposed reference.
 
@@ -311,11 +335,19 @@ def apply_transforms(
         bits: the code depth of ``ldr`` when its values lie on that grid (``hdrkit.align.common.bracket_codes``):
             fills are then rounded to the same grid and resampled frames to the 16-bit grid (at most
             7.6e-6 away, far below any camera's quantization), so merges can use per-code tables.
+        codes: optional, ``ldr`` as its integer codes of ``bits`` (``bracket_codes``): frames are then
+            resampled as 16-bit codes (OpenCV's fixed-point bilinear: 1/32 px positions, values rounded to
+            the 16-bit grid), 2x faster than the float path and within one 16-bit step of it.
+
+    Integer codes (``ldr`` uint8 or uint16 on the CPU, ``k / (2^bits - 1)``) come back as integer codes of
+    the same type: translations move codes exactly, fills and resampled values are rounded to the grid.
 
     Returns:
-        aligned (B, N, 3, H, W) codes, valid (B, N, 1, H, W) bool.
+        aligned (B, N, 3, H, W) codes (``ldr``'s dtype), valid (B, N, 1, H, W) bool.
     """
     response = response or GammaResponse(2.2)
+    if ldr.dtype in _CODE_BITS:
+        return _apply_transforms_codes(ldr, transforms, reference, exposure_times, response)
     b, n, _, h, w = ldr.shape
     eye = torch.eye(3, dtype=torch.float64)
     fast = _fast_warp_ok(ldr)
@@ -359,12 +391,15 @@ def apply_transforms(
                 else:
                     out[(slice(None), *strip)] = reexpose(ref[(slice(None), *strip)], ratio, response)
         elif fast:
-            out_np, ok_np = _warp_frame(frame.detach().numpy(), tf.numpy(), aligned[bi, i].numpy())
+            if codes is not None and bits is not None:
+                out_np, ok_np = _warp_codes(codes[bi, i].numpy(), bits, tf.numpy(), aligned[bi, i].numpy())
+            else:
+                out_np, ok_np = _warp_frame(frame.detach().numpy(), tf.numpy(), aligned[bi, i].numpy())
             out, ok = torch.from_numpy(out_np), torch.from_numpy(ok_np)
             if not ok_np.all():
                 ratio = _ratio(exposure_times, bi, i, reference[bi], out, ref, ok, response)
                 _fill(out_np, ~ok_np[0], ref, ratio, response, bits)
-            if bits is not None:  # round to the 16-bit grid: round(z * peak) / peak
+            if bits is not None and codes is None:  # round to the 16-bit grid: round(z * peak) / peak
                 import cv2
 
                 peak = np.float32(2**16 - 1)
@@ -390,6 +425,66 @@ def apply_transforms(
         for job in jobs:
             one(job)
     return aligned, valid
+
+
+_CODE_BITS = {torch.uint8: 8, torch.uint16: 16}
+
+
+def _code_table(ratio: float, response: Response, bits: int, dtype) -> np.ndarray:
+    """(3, 2^bits) integer table: code k of the reference -> ``reexpose``d code, rounded to the grid."""
+    peak = 2**bits - 1
+    z = torch.linspace(0, 1, peak + 1, dtype=torch.float64).view(1, -1, 1).expand(3, -1, 1)
+    return torch.round(reexpose(z, torch.tensor(ratio, dtype=torch.float64), response).reshape(3, -1) * peak).numpy().astype(dtype)
+
+
+def _apply_transforms_codes(codes, transforms, reference, exposure_times, response):
+    """``apply_transforms`` of (B, N, 3, H, W) uint8 / uint16 codes into codes of the same type."""
+    if codes.device.type != "cpu":
+        raise HdrkitError("integer codes are aligned on the CPU: move them with .cpu() or pass float32 codes in [0, 1]")
+    b, n, _, h, w = codes.shape
+    bits = _CODE_BITS[codes.dtype]
+    peak = float(2**bits - 1)
+    src = codes.contiguous().numpy()
+    aligned = np.empty(src.shape, src.dtype)
+    valid = np.ones((b, n, 1, h, w), bool)
+    eye = np.eye(3)
+
+    def ratio_of(bi: int, i: int, out: np.ndarray, ok: np.ndarray) -> float:
+        if exposure_times is not None:
+            return float(exposure_times[bi, i] / exposure_times[bi, reference[bi]])
+        as_float = lambda a: torch.from_numpy(a.astype(np.float32) / np.float32(peak))  # noqa: E731
+        return float(estimate_ratio(as_float(out), as_float(src[bi, reference[bi]]), torch.from_numpy(ok).expand(3, h, w), response))
+
+    def one(job: tuple[int, int]) -> None:
+        bi, i = job
+        frame, out, ref = src[bi, i], aligned[bi, i], src[bi, reference[bi]]
+        tf = transforms[bi, i].to(torch.float64).numpy()
+        if np.allclose(tf, eye, rtol=0, atol=1e-12):
+            np.copyto(out, frame)
+            return
+        d = tf - eye
+        if not d[:2, :2].any() and not d[2].any() and np.array_equal(np.round(tf[:2, 2]), tf[:2, 2]):
+            dy, dx = int(-tf[1, 2]), int(-tf[0, 2])
+            ok = _shift_np(frame, dy, dx, out)
+            strips = [(slice(0, min(dy, h)) if dy > 0 else slice(max(h + dy, 0), h), slice(None))] if dy else []
+            strips += [(slice(None), slice(0, min(dx, w)) if dx > 0 else slice(max(w + dx, 0), w))] if dx else []
+            if strips:
+                table = _code_table(ratio_of(bi, i, out, ok), response, bits, src.dtype)
+                for rows, cols in strips:
+                    for c in range(3):
+                        out[c, rows, cols] = table[c][ref[c, rows, cols]]
+        else:  # resample in float, round back to the grid
+            warped, ok = _warp_frame(frame.astype(np.float32) / np.float32(peak), tf)
+            if not ok.all():
+                table = _code_table(ratio_of(bi, i, np.rint(warped * np.float32(peak)).astype(src.dtype), ok), response, bits, src.dtype)
+                miss = ~ok[0]
+                for c in range(3):
+                    warped[c][miss] = table[c][ref[c][miss]] / np.float32(peak)
+            np.copyto(out, np.rint(warped * np.float32(peak)), casting="unsafe")
+        valid[bi, i] = ok
+
+    parallel_map(one, [(bi, i) for bi in range(b) for i in range(n)])
+    return torch.from_numpy(aligned), torch.from_numpy(valid)
 
 
 def _shift_np(src: np.ndarray, dy: int, dx: int, out: np.ndarray) -> np.ndarray:
