@@ -91,8 +91,10 @@ MIN_PYRAMID_SIDE = 48
 WORK_SIDE = 512
 """Longest side of the finest pyramid level that gets full ECC iterations and the motion mask."""
 
-ECC_EPS = 1e-6
-"""ECC stops when the correlation coefficient improves by less than this."""
+ECC_EPS = 1e-5
+"""ECC stops when the correlation coefficient improves by less than this. 1e-5 rather than 1e-6: on pingpong
+(1920x1080) alignment took 0.30 s instead of 0.38 s of CPU and the corners moved by 0.07 px; on 12 synthetic
+1420x920 homographies (kalantari17_002 at EV 0/3/6) the corner error was unchanged (median 0.962 px both)."""
 
 FINE_ITERATIONS = 1
 """ECC iterations on levels finer than ``WORK_SIDE`` (refinement only; on 960x540 a call costs ~20 ms of set-up
