@@ -185,6 +185,17 @@ def test_apply_transforms_on_codes(scene):
     assert torch.equal(as_codes[0, 1], codes[0, 1])
 
 
+def test_align_accepts_integer_codes(scene):
+    ldr = warped_bracket(scene, GS)
+    codes = (ldr * 255).round().to(torch.uint8)
+    for method in ("none", "mtb", "homography", "flow"):
+        want, got = align(ldr, TIMES, method=method), align(codes, TIMES, method=method)
+        assert got.info.get("method") == want.info.get("method")
+        as_unit = got.ldr.float() / 255 if got.ldr.dtype == torch.uint8 else got.ldr
+        assert got.ldr.dtype == (torch.float32 if method == "flow" else torch.uint8)
+        assert (as_unit - want.ldr).abs().max() <= 0.5 / 255 + 2 / 65535, method  # resampled codes rounded to 8 bits
+
+
 def test_mtb_large_shift_and_max_bits():
     big = procedural_scene(S + 160, S + 160, seed=3)
     frames = torch.cat([big[..., 80 + oy : 80 + oy + S, 80 + ox : 80 + ox + S] for oy, ox in [(0, 0), (-50, 41)]])

@@ -45,7 +45,9 @@ def align(
     (homography plus gated dense residual flow, with occlusion masks: ``align_flow_dis``).
 
     Args:
-        ldr: (N, 3, H, W) or (B, N, 3, H, W) codes in [0, 1], RGB.
+        ldr: (N, 3, H, W) or (B, N, 3, H, W) codes in [0, 1], RGB; or integer codes as decoded (uint8 /
+            uint16, CPU), which 'none', 'mtb' and 'homography' return as codes of the same type and
+            'flow' as float codes in [0, 1].
         exposure_times: (N,) or (B, N) linear times; required for 'homography' and 'flow'.
         method: one of ``ALIGN_METHODS``.
         reference: reference frame index; default the middle frame by exposure.

@@ -318,7 +318,8 @@ def align_flow_dis(
     """Align a bracket with a homography per frame plus a gated dense residual flow (OpenCV DIS).
 
     Args:
-        ldr: (B, N, 3, H, W) or (N, 3, H, W) display-referred RGB codes in [0, 1] (float).
+        ldr: (B, N, 3, H, W) or (N, 3, H, W) display-referred RGB codes in [0, 1] (float; uint8 / uint16
+            codes are converted to that, and the result is float).
         exposure_times: (B, N) or (N,) linear exposure times (never EV).
         reference: (B,) tensor of reference indices, an int for every bracket, or None for the
             middle frame by exposure (``N // 2`` of the exposure-sorted bracket).
@@ -347,6 +348,8 @@ def align_flow_dis(
     if exposure_times is None:
         raise HdrkitError("align_flow_dis needs exposure_times (linear, (N,) or (B, N))")
     response = response or GammaResponse(2.2)
+    if isinstance(ldr, torch.Tensor) and ldr.dtype in (torch.uint8, torch.uint16):  # codes as decoded: to [0, 1]
+        ldr = ldr.to(torch.float32) / float(torch.iinfo(ldr.dtype).max)
     x, t, batched = as_bracket(ldr, exposure_times)
     b, n, _, h, w = x.shape
     if isinstance(reference, torch.Tensor) and reference.ndim == 1 and reference.numel() == b:
