@@ -67,6 +67,9 @@ class MergeNet(nn.Module):
             used to choose the tile size for a memory budget.
         unused_parameters: names of parameters that exist only to match the official code's state
             dict and take no part in ``forward`` (the gradient test skips them).
+        inert_parameters: names of parameters that take part in ``forward`` but whose gradient is zero by
+            construction (a convolution's bias right before a batch norm, which subtracts it again); kept
+            because the official layer list has them; the gradient test checks that it stays ~0.
     """
 
     frames: ClassVar[int | None] = None
@@ -74,6 +77,7 @@ class MergeNet(nn.Module):
     context: ClassVar[int] = 0
     bytes_per_pixel: ClassVar[int] = 4096
     unused_parameters: ClassVar[tuple[str, ...]] = ()
+    inert_parameters: ClassVar[tuple[str, ...]] = ()
 
     def prepare(self, ldr: torch.Tensor, exposure_times: torch.Tensor, reference: torch.Tensor,
                 response=None) -> dict[str, torch.Tensor]:

@@ -172,6 +172,7 @@ class HDRCNN(MergeNet):
     size_divisor = 32
     context = 184  # receptive radius 184 px (tests/test_models_hdrcnn2017.py measures it)
     bytes_per_pixel = 1900  # measured fp32 inference peak / pixel: 1840 at 512x512, 1710 at 768x768
+    inert_parameters = ("h6.bias", "out.bias")  # biases of the convolutions right before batch norm (the official layer list has them)
 
     def __init__(self, loss: str = "ir", ir_lambda: float = IR_LAMBDA, tau: float = TAU):
         """loss: ``'ir'`` (eq. 20-22) or ``'log'`` (eq. 19) for ``training_loss``; ir_lambda: eq. 22's
