@@ -254,21 +254,16 @@ def _warp_frame(frame: np.ndarray, hm: np.ndarray, out: np.ndarray | None = None
 
 
 def _warp_codes(codes: np.ndarray, bits: int, hm: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``_warp_frame`` of a frame given as (3, H, W) uint8 / uint16 codes of ``bits``: each plane is resampled
+    """``_warp_frame`` of a frame given as (3, H, W) codes of ``bits`` (8: uint8, 16: uint16): each plane is resampled
     as 16-bit codes (``cv2.warpPerspective``, bilinear, replicated border) and written to the float32
     ``out`` as ``code / 65535`` (on the 16-bit grid, in [0, 1] by construction). Returns (out, (1, H, W) bool)."""
     import cv2
 
     h, w = codes.shape[-2:]
-    scale = (2**16 - 1) // (2**bits - 1) if 65535 % (2**bits - 1) == 0 else None
     buf = np.empty((h, w), np.uint16)
     for src, dst in zip(codes, out):
-        if src.dtype == np.uint16 and bits == 16:
-            src16 = src
-        elif scale is not None:  # k / (2^bits - 1) == k * scale / 65535 exactly (8 bits: 257)
-            src16 = cv2.multiply(src, scale, dtype=cv2.CV_16U) if src.dtype == np.uint8 else src * np.uint16(scale)
-        else:  # other depths: nearest 16-bit code
-            src16 = np.rint(src.astype(np.float32) * np.float32(65535 / (2**bits - 1))).astype(np.uint16)
+        # 8 bits: k / 255 == 257 k / 65535 exactly
+        src16 = src if bits == 16 else cv2.multiply(src, 257, dtype=cv2.CV_16U)
         cv2.warpPerspective(src16, hm, (w, h), dst=buf, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         np.divide(buf, np.float32(65535), out=dst)  # the float32 nearest to k / 65535, as the float path
     ones = np.ones((h, w), np.uint8)
@@ -351,6 +346,7 @@ def apply_transforms(
     b, n, _, h, w = ldr.shape
     eye = torch.eye(3, dtype=torch.float64)
     fast = _fast_warp_ok(ldr)
+    code_warp = codes is not None and bits in (8, 16)
     if fast:  # numpy copies and masks, frames on parallel threads
         aligned = torch.from_numpy(np.empty(ldr.shape, np.float32))
         valid = torch.from_numpy(np.ones((b, n, 1, h, w), bool))
@@ -391,7 +387,7 @@ def apply_transforms(
                 else:
                     out[(slice(None), *strip)] = reexpose(ref[(slice(None), *strip)], ratio, response)
         elif fast:
-            if codes is not None and bits is not None:
+            if code_warp:
                 out_np, ok_np = _warp_codes(codes[bi, i].numpy(), bits, tf.numpy(), aligned[bi, i].numpy())
             else:
                 out_np, ok_np = _warp_frame(frame.detach().numpy(), tf.numpy(), aligned[bi, i].numpy())
@@ -399,7 +395,7 @@ def apply_transforms(
             if not ok_np.all():
                 ratio = _ratio(exposure_times, bi, i, reference[bi], out, ref, ok, response)
                 _fill(out_np, ~ok_np[0], ref, ratio, response, bits)
-            if bits is not None and codes is None:  # round to the 16-bit grid: round(z * peak) / peak
+            if bits is not None and not code_warp:  # round to the 16-bit grid: round(z * peak) / peak
                 import cv2
 
                 peak = np.float32(2**16 - 1)
