@@ -285,9 +285,7 @@ def _reexpose_codes(ref: np.ndarray, ratio: float, response: Response, bits: int
     ref: (3, K) float32 codes ``k / (2^bits - 1)``. Returns (3, K) float32.
     """
     peak = 2**bits - 1
-    z = torch.linspace(0, 1, peak + 1, dtype=torch.float64).view(1, -1, 1).expand(3, -1, 1)
-    table = torch.round(reexpose(z, torch.tensor(ratio, dtype=torch.float64), response).reshape(3, -1) * peak) / peak
-    table = table.to(torch.float32).numpy()
+    table = (_code_table(ratio, response, bits, np.float64) / peak).astype(np.float32)
     idx = np.rint(ref * np.float32(peak)).astype(np.int32)
     return np.stack([np.take(table[c], idx[c], mode="clip") for c in range(3)])
 
